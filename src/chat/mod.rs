@@ -1,0 +1,10 @@
+//! The chat: native protocol sessions and raw TCP clients on one port, the
+//! hub that fans messages out to rooms, and the client (line mode, `--raw`).
+
+pub mod client;
+pub mod command;
+pub mod hub;
+pub mod join;
+pub mod names;
+pub mod ratelimit;
+pub mod server;

@@ -1,0 +1,744 @@
+//! The native chat protocol's messages and their bytes (version 1).
+//!
+//! A native client opens with [`PREAMBLE`] (magic + version), then both sides
+//! exchange frames from `wire::frame`. Client frames have type bytes
+//! `0x01..=0x7F`, server frames `0x80..=0xFF`. `docs/protocol.md` is the
+//! byte-by-byte reference; this module is its executable form. No I/O.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::fields::{FieldError, FieldReader, put_str, put_str_list};
+use super::frame::{Frame, encode_frame};
+
+/// The four magic bytes that open a native chat connection. The leading NUL
+/// keeps any text a raw client could type from looking like it.
+pub const MAGIC: [u8; 4] = [0x00, b'S', b'Q', b'C'];
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// What a native client sends first: magic then version.
+pub const PREAMBLE: [u8; 5] = [0x00, b'S', b'Q', b'C', VERSION];
+
+/// Longest name or room name, in bytes.
+pub const MAX_NAME: usize = 32;
+/// Default longest chat text, in bytes.
+pub const DEFAULT_MAX_TEXT: usize = 4096;
+
+/// Kinds of [`ServerMsg::Chat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    /// A message to a room.
+    Say = 0,
+    /// An action (`/me`) in a room.
+    Action = 1,
+    /// A private message (`/msg`); `room` is empty and `to` names the target.
+    Private = 2,
+}
+
+/// Kinds of [`ServerMsg::Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `name` joined `room`.
+    Join = 1,
+    /// `name` left `room` (`/part`); `detail` is empty.
+    Part = 2,
+    /// `name` disconnected; `detail` is the reason.
+    Quit = 3,
+    /// `name` is now called `detail`.
+    Nick = 4,
+}
+
+/// Error codes carried by [`ServerMsg::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Protocol = 1,
+    Version = 2,
+    NameTaken = 3,
+    BadName = 4,
+    ServerFull = 5,
+    TooManyFromAddress = 6,
+    TooLong = 7,
+    RateLimited = 8,
+    NoSuchUser = 9,
+    NotInRoom = 10,
+    BadRoom = 11,
+    TooManyRooms = 12,
+    Timeout = 13,
+    SlowConsumer = 14,
+}
+
+impl ErrorCode {
+    pub fn from_u16(v: u16) -> Option<Self> {
+        use ErrorCode::*;
+        Some(match v {
+            1 => Protocol,
+            2 => Version,
+            3 => NameTaken,
+            4 => BadName,
+            5 => ServerFull,
+            6 => TooManyFromAddress,
+            7 => TooLong,
+            8 => RateLimited,
+            9 => NoSuchUser,
+            10 => NotInRoom,
+            11 => BadRoom,
+            12 => TooManyRooms,
+            13 => Timeout,
+            14 => SlowConsumer,
+            _ => return None,
+        })
+    }
+}
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMsg {
+    /// First frame after the preamble. Empty `name` asks for one.
+    Hello {
+        name: String,
+        software: String,
+    },
+    Say {
+        room: String,
+        text: String,
+    },
+    Action {
+        room: String,
+        text: String,
+    },
+    Private {
+        to: String,
+        text: String,
+    },
+    Join {
+        room: String,
+    },
+    Part {
+        room: String,
+    },
+    Nick {
+        name: String,
+    },
+    Who {
+        room: String,
+    },
+    ListRooms,
+    Quit {
+        reason: String,
+    },
+    Ping {
+        token: u64,
+    },
+    Pong {
+        token: u64,
+    },
+}
+
+/// A chat message as the server stamps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine {
+    /// Server-wide increasing id.
+    pub id: u64,
+    /// Server time, milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    pub kind: ChatKind,
+    /// Set when this line is replayed from history on join.
+    pub history: bool,
+    /// Room, empty for private messages.
+    pub room: String,
+    pub from: String,
+    /// Target of a private message, empty otherwise.
+    pub to: String,
+    pub text: String,
+}
+
+/// A membership change as the server stamps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    pub id: u64,
+    pub ts_ms: u64,
+    pub kind: EventKind,
+    pub room: String,
+    pub name: String,
+    pub detail: String,
+}
+
+/// Frames a server sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerMsg {
+    /// Reply to `Hello`: the name given, and the limits in force.
+    Welcome {
+        name: String,
+        software: String,
+        max_text: u32,
+        history: u16,
+    },
+    Chat(ChatLine),
+    Event(EventLine),
+    /// Reply to `Join`, before the room's history: who is there.
+    Joined {
+        room: String,
+        members: Vec<String>,
+    },
+    /// Reply to `Part`.
+    Parted {
+        room: String,
+    },
+    /// Reply to `Who`.
+    Who {
+        room: String,
+        members: Vec<String>,
+    },
+    /// Reply to `ListRooms`: each room and its member count.
+    Rooms {
+        rooms: Vec<(String, u32)>,
+    },
+    /// Your name changed (reply to `Nick`).
+    YourName {
+        name: String,
+    },
+    Error {
+        code: u16,
+        text: String,
+    },
+    /// Server text for this client (e.g. a rate-limit notice).
+    Notice {
+        text: String,
+    },
+    Ping {
+        token: u64,
+    },
+    Pong {
+        token: u64,
+    },
+    /// The server is closing this connection; `reason` says why.
+    Bye {
+        reason: String,
+    },
+}
+
+/// Why a frame is not a valid chat message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChatWireError {
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownType(u8),
+    #[error("bad payload for frame type 0x{kind:02x}: {err}")]
+    Field { kind: u8, err: FieldError },
+    #[error("unknown value {value} in frame type 0x{kind:02x}")]
+    BadValue { kind: u8, value: u8 },
+}
+
+fn field(kind: u8) -> impl Fn(FieldError) -> ChatWireError {
+    move |err| ChatWireError::Field { kind, err }
+}
+
+mod t {
+    pub const HELLO: u8 = 0x01;
+    pub const SAY: u8 = 0x02;
+    pub const ACTION: u8 = 0x03;
+    pub const PRIVATE: u8 = 0x04;
+    pub const JOIN: u8 = 0x05;
+    pub const PART: u8 = 0x06;
+    pub const NICK: u8 = 0x07;
+    pub const WHO: u8 = 0x08;
+    pub const LIST_ROOMS: u8 = 0x09;
+    pub const QUIT: u8 = 0x0A;
+    pub const PING: u8 = 0x0B;
+    pub const PONG: u8 = 0x0C;
+
+    pub const WELCOME: u8 = 0x81;
+    pub const CHAT: u8 = 0x82;
+    pub const EVENT: u8 = 0x83;
+    pub const JOINED: u8 = 0x84;
+    pub const PARTED: u8 = 0x85;
+    pub const WHO_REPLY: u8 = 0x86;
+    pub const ROOMS: u8 = 0x87;
+    pub const YOUR_NAME: u8 = 0x88;
+    pub const ERROR: u8 = 0x89;
+    pub const NOTICE: u8 = 0x8A;
+    pub const S_PING: u8 = 0x8B;
+    pub const S_PONG: u8 = 0x8C;
+    pub const BYE: u8 = 0x8D;
+}
+
+impl ClientMsg {
+    /// Appends this message as one frame.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), FieldError> {
+        let mut p = BytesMut::new();
+        let kind = match self {
+            ClientMsg::Hello { name, software } => {
+                put_str(&mut p, name)?;
+                put_str(&mut p, software)?;
+                t::HELLO
+            }
+            ClientMsg::Say { room, text } => {
+                put_str(&mut p, room)?;
+                put_str(&mut p, text)?;
+                t::SAY
+            }
+            ClientMsg::Action { room, text } => {
+                put_str(&mut p, room)?;
+                put_str(&mut p, text)?;
+                t::ACTION
+            }
+            ClientMsg::Private { to, text } => {
+                put_str(&mut p, to)?;
+                put_str(&mut p, text)?;
+                t::PRIVATE
+            }
+            ClientMsg::Join { room } => {
+                put_str(&mut p, room)?;
+                t::JOIN
+            }
+            ClientMsg::Part { room } => {
+                put_str(&mut p, room)?;
+                t::PART
+            }
+            ClientMsg::Nick { name } => {
+                put_str(&mut p, name)?;
+                t::NICK
+            }
+            ClientMsg::Who { room } => {
+                put_str(&mut p, room)?;
+                t::WHO
+            }
+            ClientMsg::ListRooms => t::LIST_ROOMS,
+            ClientMsg::Quit { reason } => {
+                put_str(&mut p, reason)?;
+                t::QUIT
+            }
+            ClientMsg::Ping { token } => {
+                p.put_u64(*token);
+                t::PING
+            }
+            ClientMsg::Pong { token } => {
+                p.put_u64(*token);
+                t::PONG
+            }
+        };
+        encode_frame(kind, &p, dst);
+        Ok(())
+    }
+
+    /// Reads a client frame.
+    pub fn decode(frame: &Frame) -> Result<Self, ChatWireError> {
+        let kind = frame.kind;
+        let f = field(kind);
+        let mut r = FieldReader::new(&frame.payload);
+        let msg = match kind {
+            t::HELLO => ClientMsg::Hello {
+                name: r.str().map_err(&f)?,
+                software: r.str().map_err(&f)?,
+            },
+            t::SAY => ClientMsg::Say {
+                room: r.str().map_err(&f)?,
+                text: r.str().map_err(&f)?,
+            },
+            t::ACTION => ClientMsg::Action {
+                room: r.str().map_err(&f)?,
+                text: r.str().map_err(&f)?,
+            },
+            t::PRIVATE => ClientMsg::Private {
+                to: r.str().map_err(&f)?,
+                text: r.str().map_err(&f)?,
+            },
+            t::JOIN => ClientMsg::Join {
+                room: r.str().map_err(&f)?,
+            },
+            t::PART => ClientMsg::Part {
+                room: r.str().map_err(&f)?,
+            },
+            t::NICK => ClientMsg::Nick {
+                name: r.str().map_err(&f)?,
+            },
+            t::WHO => ClientMsg::Who {
+                room: r.str().map_err(&f)?,
+            },
+            t::LIST_ROOMS => ClientMsg::ListRooms,
+            t::QUIT => ClientMsg::Quit {
+                reason: r.str().map_err(&f)?,
+            },
+            t::PING => ClientMsg::Ping {
+                token: r.u64().map_err(&f)?,
+            },
+            t::PONG => ClientMsg::Pong {
+                token: r.u64().map_err(&f)?,
+            },
+            other => return Err(ChatWireError::UnknownType(other)),
+        };
+        r.finish().map_err(&f)?;
+        Ok(msg)
+    }
+
+    /// This message as one encoded frame.
+    pub fn to_bytes(&self) -> Result<Bytes, FieldError> {
+        let mut b = BytesMut::new();
+        self.encode(&mut b)?;
+        Ok(b.freeze())
+    }
+}
+
+impl ServerMsg {
+    /// Appends this message as one frame.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), FieldError> {
+        let mut p = BytesMut::new();
+        let kind = match self {
+            ServerMsg::Welcome {
+                name,
+                software,
+                max_text,
+                history,
+            } => {
+                put_str(&mut p, name)?;
+                put_str(&mut p, software)?;
+                p.put_u32(*max_text);
+                p.put_u16(*history);
+                t::WELCOME
+            }
+            ServerMsg::Chat(c) => {
+                p.put_u64(c.id);
+                p.put_u64(c.ts_ms);
+                p.put_u8(c.kind as u8);
+                p.put_u8(u8::from(c.history));
+                put_str(&mut p, &c.room)?;
+                put_str(&mut p, &c.from)?;
+                put_str(&mut p, &c.to)?;
+                put_str(&mut p, &c.text)?;
+                t::CHAT
+            }
+            ServerMsg::Event(e) => {
+                p.put_u64(e.id);
+                p.put_u64(e.ts_ms);
+                p.put_u8(e.kind as u8);
+                put_str(&mut p, &e.room)?;
+                put_str(&mut p, &e.name)?;
+                put_str(&mut p, &e.detail)?;
+                t::EVENT
+            }
+            ServerMsg::Joined { room, members } => {
+                put_str(&mut p, room)?;
+                put_str_list(&mut p, members)?;
+                t::JOINED
+            }
+            ServerMsg::Parted { room } => {
+                put_str(&mut p, room)?;
+                t::PARTED
+            }
+            ServerMsg::Who { room, members } => {
+                put_str(&mut p, room)?;
+                put_str_list(&mut p, members)?;
+                t::WHO_REPLY
+            }
+            ServerMsg::Rooms { rooms } => {
+                let n = u16::try_from(rooms.len())
+                    .map_err(|_| FieldError::StringTooLong(rooms.len()))?;
+                p.put_u16(n);
+                for (room, count) in rooms {
+                    put_str(&mut p, room)?;
+                    p.put_u32(*count);
+                }
+                t::ROOMS
+            }
+            ServerMsg::YourName { name } => {
+                put_str(&mut p, name)?;
+                t::YOUR_NAME
+            }
+            ServerMsg::Error { code, text } => {
+                p.put_u16(*code);
+                put_str(&mut p, text)?;
+                t::ERROR
+            }
+            ServerMsg::Notice { text } => {
+                put_str(&mut p, text)?;
+                t::NOTICE
+            }
+            ServerMsg::Ping { token } => {
+                p.put_u64(*token);
+                t::S_PING
+            }
+            ServerMsg::Pong { token } => {
+                p.put_u64(*token);
+                t::S_PONG
+            }
+            ServerMsg::Bye { reason } => {
+                put_str(&mut p, reason)?;
+                t::BYE
+            }
+        };
+        encode_frame(kind, &p, dst);
+        Ok(())
+    }
+
+    /// This message as one encoded frame, ready to share among recipients.
+    pub fn to_bytes(&self) -> Result<Bytes, FieldError> {
+        let mut b = BytesMut::new();
+        self.encode(&mut b)?;
+        Ok(b.freeze())
+    }
+
+    /// Reads a server frame.
+    pub fn decode(frame: &Frame) -> Result<Self, ChatWireError> {
+        let kind = frame.kind;
+        let f = field(kind);
+        let mut r = FieldReader::new(&frame.payload);
+        let msg = match kind {
+            t::WELCOME => ServerMsg::Welcome {
+                name: r.str().map_err(&f)?,
+                software: r.str().map_err(&f)?,
+                max_text: r.u32().map_err(&f)?,
+                history: r.u16().map_err(&f)?,
+            },
+            t::CHAT => {
+                let id = r.u64().map_err(&f)?;
+                let ts_ms = r.u64().map_err(&f)?;
+                let kind_byte = r.u8().map_err(&f)?;
+                let chat_kind = match kind_byte {
+                    0 => ChatKind::Say,
+                    1 => ChatKind::Action,
+                    2 => ChatKind::Private,
+                    value => return Err(ChatWireError::BadValue { kind, value }),
+                };
+                let flags = r.u8().map_err(&f)?;
+                ServerMsg::Chat(ChatLine {
+                    id,
+                    ts_ms,
+                    kind: chat_kind,
+                    history: flags & 1 == 1,
+                    room: r.str().map_err(&f)?,
+                    from: r.str().map_err(&f)?,
+                    to: r.str().map_err(&f)?,
+                    text: r.str().map_err(&f)?,
+                })
+            }
+            t::EVENT => {
+                let id = r.u64().map_err(&f)?;
+                let ts_ms = r.u64().map_err(&f)?;
+                let ev = match r.u8().map_err(&f)? {
+                    1 => EventKind::Join,
+                    2 => EventKind::Part,
+                    3 => EventKind::Quit,
+                    4 => EventKind::Nick,
+                    value => return Err(ChatWireError::BadValue { kind, value }),
+                };
+                ServerMsg::Event(EventLine {
+                    id,
+                    ts_ms,
+                    kind: ev,
+                    room: r.str().map_err(&f)?,
+                    name: r.str().map_err(&f)?,
+                    detail: r.str().map_err(&f)?,
+                })
+            }
+            t::JOINED => ServerMsg::Joined {
+                room: r.str().map_err(&f)?,
+                members: r.str_list().map_err(&f)?,
+            },
+            t::PARTED => ServerMsg::Parted {
+                room: r.str().map_err(&f)?,
+            },
+            t::WHO_REPLY => ServerMsg::Who {
+                room: r.str().map_err(&f)?,
+                members: r.str_list().map_err(&f)?,
+            },
+            t::ROOMS => {
+                let n = r.u16().map_err(&f)? as usize;
+                // Each entry is at least 2 + 4 bytes: check before allocating.
+                if n.saturating_mul(6) > r.remaining() {
+                    return Err(ChatWireError::Field {
+                        kind,
+                        err: FieldError::Truncated,
+                    });
+                }
+                let mut rooms = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let room = r.str().map_err(&f)?;
+                    let count = r.u32().map_err(&f)?;
+                    rooms.push((room, count));
+                }
+                ServerMsg::Rooms { rooms }
+            }
+            t::YOUR_NAME => ServerMsg::YourName {
+                name: r.str().map_err(&f)?,
+            },
+            t::ERROR => ServerMsg::Error {
+                code: r.u16().map_err(&f)?,
+                text: r.str().map_err(&f)?,
+            },
+            t::NOTICE => ServerMsg::Notice {
+                text: r.str().map_err(&f)?,
+            },
+            t::S_PING => ServerMsg::Ping {
+                token: r.u64().map_err(&f)?,
+            },
+            t::S_PONG => ServerMsg::Pong {
+                token: r.u64().map_err(&f)?,
+            },
+            t::BYE => ServerMsg::Bye {
+                reason: r.str().map_err(&f)?,
+            },
+            other => return Err(ChatWireError::UnknownType(other)),
+        };
+        r.finish().map_err(&f)?;
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::{DEFAULT_MAX_FRAME, FrameCodec};
+
+    fn roundtrip_server(m: ServerMsg) {
+        let mut b = BytesMut::new();
+        m.encode(&mut b).unwrap();
+        let f = FrameCodec::new(DEFAULT_MAX_FRAME)
+            .decode_frame(&mut b)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ServerMsg::decode(&f).unwrap(), m);
+    }
+
+    fn roundtrip_client(m: ClientMsg) {
+        let mut b = BytesMut::new();
+        m.encode(&mut b).unwrap();
+        let f = FrameCodec::new(DEFAULT_MAX_FRAME)
+            .decode_frame(&mut b)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ClientMsg::decode(&f).unwrap(), m);
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        for m in [
+            ClientMsg::Hello {
+                name: "ana".into(),
+                software: "soquete/0.1".into(),
+            },
+            ClientMsg::Say {
+                room: "lobby".into(),
+                text: "Olá turma de redes industriais".into(),
+            },
+            ClientMsg::Action {
+                room: "lobby".into(),
+                text: "waves".into(),
+            },
+            ClientMsg::Private {
+                to: "bo".into(),
+                text: "hi".into(),
+            },
+            ClientMsg::Join { room: "lab".into() },
+            ClientMsg::Part { room: "lab".into() },
+            ClientMsg::Nick {
+                name: "ana2".into(),
+            },
+            ClientMsg::Who {
+                room: "lobby".into(),
+            },
+            ClientMsg::ListRooms,
+            ClientMsg::Quit {
+                reason: "bye".into(),
+            },
+            ClientMsg::Ping { token: 7 },
+            ClientMsg::Pong { token: u64::MAX },
+        ] {
+            roundtrip_client(m);
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        for m in [
+            ServerMsg::Welcome {
+                name: "guest-1".into(),
+                software: "soquete 0.1.0".into(),
+                max_text: 4096,
+                history: 50,
+            },
+            ServerMsg::Chat(ChatLine {
+                id: 1,
+                ts_ms: 1_700_000_000_000,
+                kind: ChatKind::Action,
+                history: true,
+                room: "lobby".into(),
+                from: "ana".into(),
+                to: String::new(),
+                text: "waves".into(),
+            }),
+            ServerMsg::Event(EventLine {
+                id: 2,
+                ts_ms: 3,
+                kind: EventKind::Nick,
+                room: "lobby".into(),
+                name: "ana".into(),
+                detail: "ana2".into(),
+            }),
+            ServerMsg::Joined {
+                room: "lab".into(),
+                members: vec!["ana".into(), "bo".into()],
+            },
+            ServerMsg::Parted { room: "lab".into() },
+            ServerMsg::Who {
+                room: "lab".into(),
+                members: vec![],
+            },
+            ServerMsg::Rooms {
+                rooms: vec![("lobby".into(), 3), ("lab".into(), 1)],
+            },
+            ServerMsg::YourName { name: "x".into() },
+            ServerMsg::Error {
+                code: ErrorCode::NameTaken as u16,
+                text: "name taken".into(),
+            },
+            ServerMsg::Notice { text: "hi".into() },
+            ServerMsg::Ping { token: 1 },
+            ServerMsg::Pong { token: 2 },
+            ServerMsg::Bye {
+                reason: "server shutting down".into(),
+            },
+        ] {
+            roundtrip_server(m);
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let f = Frame {
+            kind: 0x09,
+            payload: Bytes::from_static(b"x"),
+        };
+        assert!(matches!(
+            ClientMsg::decode(&f),
+            Err(ChatWireError::Field {
+                err: FieldError::Trailing(1),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unknown_type_is_rejected() {
+        let f = Frame {
+            kind: 0x7F,
+            payload: Bytes::new(),
+        };
+        assert_eq!(ClientMsg::decode(&f), Err(ChatWireError::UnknownType(0x7F)));
+    }
+
+    #[test]
+    fn say_frame_matches_documented_bytes() {
+        // The worked example of docs/protocol.md.
+        let b = ClientMsg::Say {
+            room: "lobby".into(),
+            text: "Olá".into(),
+        }
+        .to_bytes()
+        .unwrap();
+        assert_eq!(
+            &b[..],
+            &[
+                0, 0, 0, 0x0E, 0x02, 0, 5, b'l', b'o', b'b', b'b', b'y', 0, 4, b'O', b'l', 0xC3,
+                0xA1
+            ]
+        );
+    }
+}
