@@ -1,0 +1,182 @@
+//! Helpers for integration tests: run the real `soquete` binary (or a Python
+//! peer), find the port it printed in `listening on`, and stop it with
+//! SIGINT. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_soquete")
+}
+
+/// A running server process; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Lines of stderr after `listening on`, as they arrive.
+    pub stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Runs `soquete ARGS…` and waits (≤ 10 s) for its `listening on` line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Runs a Python peer script from `tests/peers` with ARGS.
+    pub fn python(script: &str, args: &[&str]) -> Server {
+        let mut cmd = Command::new("python3");
+        cmd.arg(format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR")));
+        cmd.args(args);
+        Server::spawn(cmd)
+    }
+
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stderr = child.stderr.take().unwrap();
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (line_tx, line_rx) = mpsc::channel();
+        std::thread::spawn(move || pump_stderr(stderr, addr_tx, line_tx));
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not print 'listening on' within 10 s");
+            }
+        };
+        Server {
+            child,
+            addr,
+            stderr_lines: line_rx,
+        }
+    }
+
+    /// `host:port` of the server, as a string for command lines.
+    pub fn addr_str(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Sends SIGINT (Ctrl-C).
+    pub fn interrupt(&self) {
+        signal(self.child.id(), "INT");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, limit)
+    }
+
+    /// Waits (≤ `limit`) for a stderr line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pump_stderr(
+    stderr: ChildStderr,
+    addr_tx: mpsc::Sender<SocketAddr>,
+    line_tx: mpsc::Sender<String>,
+) {
+    let mut found = false;
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if !found {
+            if let Some(rest) = line.trim().strip_prefix("listening on ") {
+                if let Ok(a) = rest.trim().parse() {
+                    found = true;
+                    let _ = addr_tx.send(a);
+                    continue;
+                }
+            }
+        }
+        let _ = line_tx.send(line);
+    }
+}
+
+/// Sends a signal by name (`INT`, `TERM`, `STOP`, `CONT`) to a process.
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Waits up to `limit` for `child` to exit.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `soquete ARGS…` with `stdin` as input, bounded by `limit`; returns
+/// (status, stdout, stderr). Kills the process if it overstays.
+pub fn run_with_input(args: &[&str], stdin: &[u8], limit: Duration) -> (ExitStatus, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn soquete");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = match wait_timeout(&mut child, limit) {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("soquete {args:?} did not finish within {limit:?}");
+        }
+    };
+    (status, out_t.join().unwrap(), err_t.join().unwrap())
+}
