@@ -213,6 +213,10 @@ pub struct BenchChatArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// PID of the server process: report its CPU time and peak memory
+    /// during the run (Linux, from /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 #[derive(Debug, Args)]
