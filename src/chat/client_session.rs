@@ -26,8 +26,9 @@ use crate::wire::frame::{DEFAULT_MAX_FRAME, FrameCodec};
 
 /// A write blocked this long means the server stopped reading.
 pub const WRITE_STALL: Duration = Duration::from_secs(10);
-/// A `/join` unanswered this long stops holding later commands back.
-pub const JOIN_WAIT: Duration = Duration::from_secs(10);
+/// A `/join` or `/part` unanswered this long stops holding later commands
+/// back.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(10);
 /// On Ctrl-C, how long the `Quit` frame may take to write.
 const INTERRUPT_WRITE: Duration = Duration::from_millis(300);
 
@@ -72,8 +73,8 @@ struct Session<'a> {
     ping_sent: Option<Instant>,
     /// When our `Quit` went out.
     quit_sent: Option<Instant>,
-    /// Since when a `/join` holds commands back.
-    join_since: Option<Instant>,
+    /// Since when a `/join` or `/part` holds commands back.
+    wait_since: Option<Instant>,
     /// Token for the next keepalive ping.
     next_token: u64,
 }
@@ -99,7 +100,7 @@ pub async fn run(
         last_rx: Instant::now(),
         ping_sent: None,
         quit_sent: None,
-        join_since: None,
+        wait_since: None,
         next_token: 1,
     };
     let w = welcome;
@@ -211,7 +212,7 @@ impl Session<'_> {
         if state.is_quitting() && self.quit_sent.is_none() {
             self.quit_sent = Some(Instant::now());
         }
-        self.join_since = match (state.is_waiting(), self.join_since) {
+        self.wait_since = match (state.is_waiting(), self.wait_since) {
             (true, None) => Some(Instant::now()),
             (true, since) => since,
             (false, _) => None,
@@ -232,9 +233,9 @@ impl Session<'_> {
         };
         let quit = self.quit_sent.map(|at| at + config.quit_wait);
         let join = self
-            .join_since
+            .wait_since
             .filter(|_| state.is_waiting())
-            .map(|at| at + JOIN_WAIT);
+            .map(|at| at + ANSWER_WAIT);
         [Some(keepalive), quit, join]
             .into_iter()
             .flatten()
@@ -254,9 +255,9 @@ impl Session<'_> {
         {
             return Err(SessionEnd::Quit);
         }
-        if self.join_since.is_some_and(|at| now >= at + JOIN_WAIT) {
-            state.join_timed_out();
-            self.join_since = None;
+        if self.wait_since.is_some_and(|at| now >= at + ANSWER_WAIT) {
+            state.wait_timed_out();
+            self.wait_since = None;
         }
         match self.ping_sent {
             Some(at) if now >= at + config.keepalive => {

@@ -109,6 +109,9 @@ pub struct ClientState {
     current: Option<String>,
     /// A room we asked to join; it becomes current when `Joined` arrives.
     joining: Option<String>,
+    /// The current room, being left: text typed after `/part` waits for
+    /// the new current room.
+    parting: Option<String>,
     /// Rooms whose `Join` is sent but not yet answered.
     pending: Vec<String>,
     /// We left the lobby: leave it again after a reconnect.
@@ -138,6 +141,7 @@ impl ClientState {
             rooms: Vec::new(),
             current: None,
             joining: None,
+            parting: None,
             pending: Vec::new(),
             left_lobby: false,
             restore: Restore {
@@ -180,10 +184,11 @@ impl ClientState {
         }
     }
 
-    /// Whether new commands must wait: a `/join` is in flight and text typed
-    /// after it belongs in the new room.
+    /// Whether new commands must wait: a `/join` or a `/part` of the
+    /// current room is in flight, and text typed after it belongs in the
+    /// room that will then be current.
     pub fn is_waiting(&self) -> bool {
-        self.joining.is_some()
+        self.joining.is_some() || self.parting.is_some()
     }
 
     /// Whether we sent `Quit`.
@@ -252,14 +257,17 @@ impl ClientState {
             }
         }
         let current = self.joining.take().or(self.current.take());
+        self.parting = None;
         self.restore = Restore { rooms, current };
         self.name = None;
         self.quitting = false;
     }
 
-    /// A `/join` got no answer in time: stop holding commands back.
-    pub fn join_timed_out(&mut self) {
+    /// A `/join` or `/part` got no answer in time: stop holding commands
+    /// back.
+    pub fn wait_timed_out(&mut self) {
         self.joining = None;
+        self.parting = None;
     }
 
     /// Handles one frame from the server.
@@ -330,6 +338,9 @@ impl ClientState {
     fn on_parted(&mut self, room: String) -> Output {
         self.rooms.retain(|r| key(r) != key(&room));
         self.seen.remove(&key(&room));
+        if self.parting.as_ref().is_some_and(|p| key(p) == key(&room)) {
+            self.parting = None;
+        }
         if key(&room) == key(LOBBY) {
             self.left_lobby = true;
         }
@@ -352,6 +363,9 @@ impl ClientState {
             if let Some(j) = self.joining.take() {
                 self.pending.retain(|r| key(r) != key(&j));
             }
+        }
+        if code == Some(ErrorCode::NotInRoom) {
+            self.parting = None;
         }
         if matches!(code, Some(ErrorCode::Protocol | ErrorCode::Version)) {
             self.fatal = code;
@@ -376,12 +390,7 @@ impl ClientState {
                 self.checked_text(text, |text| ClientMsg::Private { to, text })
             }
             Command::Join(room) => self.join(&room),
-            Command::Part(room) => match room.or_else(|| self.current.clone()) {
-                Some(room) => self.send(ClientMsg::Part {
-                    room: strip_hash(room),
-                }),
-                None => Output::local_error("you are in no room"),
-            },
+            Command::Part(room) => self.part(room),
             Command::Nick(name) => match names::check_name(&name) {
                 Ok(()) => self.send(ClientMsg::Nick { name }),
                 Err(e) => Output::local_error(format!("cannot use the name '{name}': {e}")),
@@ -409,6 +418,17 @@ impl ClientState {
             send: vec![msg],
             events: Vec::new(),
         }
+    }
+
+    fn part(&mut self, room: Option<String>) -> Output {
+        let Some(room) = room.or_else(|| self.current.clone()) else {
+            return Output::local_error("you are in no room");
+        };
+        let room = strip_hash(room);
+        if self.current.as_ref().is_some_and(|c| key(c) == key(&room)) {
+            self.parting = Some(room.clone());
+        }
+        self.send(ClientMsg::Part { room })
     }
 
     fn join(&mut self, room: &str) -> Output {

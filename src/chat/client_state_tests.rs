@@ -180,7 +180,16 @@ fn parting_the_current_room_falls_back_to_the_last_joined() {
     let mut s = in_lobby();
     cmd(&mut s, "/join lab");
     joined(&mut s, "lab");
+    assert_eq!(
+        sent(&cmd(&mut s, "/part")),
+        &[ClientMsg::Part { room: "lab".into() }]
+    );
+    assert!(
+        s.is_waiting(),
+        "text typed now goes to the next current room"
+    );
     let o = s.on_server(ServerMsg::Parted { room: "lab".into() });
+    assert!(!s.is_waiting());
     assert_eq!(
         o.events,
         vec![
