@@ -4,7 +4,9 @@
 pub mod client;
 pub mod command;
 pub mod hub;
+pub mod hub_render;
 pub mod join;
 pub mod names;
+pub mod outbox;
 pub mod ratelimit;
 pub mod server;
