@@ -616,10 +616,10 @@ impl Hub {
         };
         let mut slow = Vec::new();
         for m in &room.members {
-            if let Some(bytes) = rendered.for_flavor(m.flavor) {
-                if m.outbox.push(bytes) == Err(Refused::Full) {
-                    slow.push(m.id);
-                }
+            if let Some(bytes) = rendered.for_flavor(m.flavor)
+                && m.outbox.push(bytes) == Err(Refused::Full)
+            {
+                slow.push(m.id);
             }
         }
         for id in slow {
