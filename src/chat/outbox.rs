@@ -64,6 +64,24 @@ impl Outbox {
         })
     }
 
+    /// Whether less than a quarter of the queue is free.
+    pub fn is_low(&self) -> bool {
+        self.tx.capacity() < self.tx.max_capacity() / 4
+    }
+
+    /// Waits until at least `free` frames fit in the queue (capped at half
+    /// its size). A session calls this before reading more from its client,
+    /// so a client that sends faster than it reads its own copies is slowed
+    /// down by TCP instead of overflowing its queue.
+    pub async fn wait_for_room(&self, free: usize) {
+        let free = free.clamp(1, (self.tx.max_capacity() / 2).max(1));
+        if self.tx.capacity() >= free {
+            return;
+        }
+        // Permits are returned at once; only the waiting matters.
+        let _ = self.tx.reserve_many(free).await;
+    }
+
     /// Asks the writer to write `farewell` and close. Only the first call counts.
     pub fn close(&self, farewell: Option<Farewell>) {
         {

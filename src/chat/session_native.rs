@@ -93,6 +93,13 @@ async fn serve_frames<R: AsyncRead + Unpin>(
     loop {
         // Drain complete frames before reading more.
         loop {
+            if out.is_low() {
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => {}
+                    _ = out.closing() => {}
+                    _ = out.wait_for_room(usize::MAX) => {}
+                }
+            }
             let frame = match codec.decode_frame(buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -124,6 +131,13 @@ async fn serve_frames<R: AsyncRead + Unpin>(
                     Paced::Dropped { .. } => {}
                 },
             }
+        }
+        // Read more only when this client's own queue has room for what
+        // its next messages will bring back to it.
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => {}
+            _ = out.closing() => {}
+            _ = out.wait_for_room(usize::MAX) => {}
         }
         let check_at = last_rx + if ping_sent { idle * 2 } else { idle };
         let due = pacer.next_due();

@@ -63,6 +63,11 @@ pub(crate) async fn run(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr
                 break end;
             }
         }
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => {}
+            _ = out.closing() => {}
+            _ = out.wait_for_room(usize::MAX) => {}
+        }
         let tail_at = splitter.has_pending().then_some(last_rx + TAIL_FLUSH);
         let due = pacer.next_due();
         tokio::select! {
