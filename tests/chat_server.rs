@@ -15,7 +15,14 @@ use soquete::wire::chat::{ClientMsg, ErrorCode, EventKind, ServerMsg};
 const SECS_5: Duration = Duration::from_secs(5);
 
 fn serve(extra: &[&str]) -> Server {
-    let mut args = vec!["chat", "serve", "--listen", "127.0.0.1:0", "--detect-window", "100ms"];
+    let mut args = vec![
+        "chat",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--detect-window",
+        "100ms",
+    ];
     args.extend_from_slice(extra);
     Server::start(&args)
 }
@@ -29,7 +36,10 @@ fn native_clients_chat_across_rooms() {
     let srv = serve(&[]);
     let mut ana = NativeClient::join(srv.addr, "ana");
     let mut bo = NativeClient::join(srv.addr, "bo");
-    ana.expect("bo's join", |m| matches!(m, ServerMsg::Event(e) if e.kind == EventKind::Join && e.name == "bo"));
+    ana.expect(
+        "bo's join",
+        |m| matches!(m, ServerMsg::Event(e) if e.kind == EventKind::Join && e.name == "bo"),
+    );
 
     ana.say("lobby", "Olá turma de redes industriais");
     let line = bo.expect_chat("Olá turma de redes industriais");
@@ -38,17 +48,25 @@ fn native_clients_chat_across_rooms() {
     ana.expect_chat("Olá turma de redes industriais"); // the sender gets it too
 
     ana.send(ClientMsg::Join { room: "lab".into() });
-    ana.expect("joined lab", |m| matches!(m, ServerMsg::Joined { room, .. } if room == "lab"));
+    ana.expect(
+        "joined lab",
+        |m| matches!(m, ServerMsg::Joined { room, .. } if room == "lab"),
+    );
     ana.say("lab", "only lab");
     ana.expect_chat("only lab");
     bo.say("lobby", "still lobby");
     bo.expect_chat("still lobby");
     assert!(
-        !bo.seen.iter().any(|m| matches!(m, ServerMsg::Chat(c) if c.text == "only lab")),
+        !bo.seen
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Chat(c) if c.text == "only lab")),
         "a lobby-only client must not see lab messages"
     );
 
-    bo.send(ClientMsg::Private { to: "ana".into(), text: "psst".into() });
+    bo.send(ClientMsg::Private {
+        to: "ana".into(),
+        text: "psst".into(),
+    });
     let pm = ana.expect_chat("psst");
     assert_eq!((pm.from.as_str(), pm.to.as_str()), ("bo", "ana"));
 }
@@ -92,7 +110,9 @@ fn chapter_client_bytes_chat_with_native_clients() {
     let join = ana.expect("the script's join", |m| {
         matches!(m, ServerMsg::Event(e) if e.kind == EventKind::Join && e.name.starts_with("guest-"))
     });
-    let ServerMsg::Event(join) = join else { unreachable!() };
+    let ServerMsg::Event(join) = join else {
+        unreachable!()
+    };
     let name = join.name;
     script.send("Olá turma de redes industriais".as_bytes());
     let line = ana.expect_chat("Olá turma de redes industriais");
@@ -105,7 +125,10 @@ fn chapter_client_bytes_chat_with_native_clients() {
     std::thread::sleep(Duration::from_millis(50));
     script.send(&text[2..]);
     // The first send is its own message; no character is broken.
-    let a = ana.expect("split text", |m| matches!(m, ServerMsg::Chat(c) if c.text.starts_with('a')));
+    let a = ana.expect(
+        "split text",
+        |m| matches!(m, ServerMsg::Chat(c) if c.text.starts_with('a')),
+    );
     if let ServerMsg::Chat(c) = a {
         assert!(!c.text.contains('\u{FFFD}'), "{c:?}");
     }
@@ -135,7 +158,11 @@ fn verbatim_relay_reproduces_the_chapter_wireshark_experiment() {
     assert_eq!(msg.len(), 31);
     c1.send(msg);
     assert_eq!(c2.read_quiet(Duration::from_millis(300)), msg);
-    assert_eq!(c1.read_quiet(Duration::from_millis(300)), msg, "the sender gets its own bytes back");
+    assert_eq!(
+        c1.read_quiet(Duration::from_millis(300)),
+        msg,
+        "the sender gets its own bytes back"
+    );
 }
 
 #[test]
@@ -162,7 +189,10 @@ fn slow_consumer_does_not_block_others() {
     assert!(start.elapsed() < Duration::from_secs(10));
     let kicked = srv.wait_for_log("sleeper kicked", SECS_5);
     assert!(kicked.is_some(), "server logs the kick");
-    reader.expect("sleeper's quit", |m| matches!(m, ServerMsg::Event(e) if e.kind == EventKind::Quit && e.name == "sleeper"));
+    reader.expect(
+        "sleeper's quit",
+        |m| matches!(m, ServerMsg::Event(e) if e.kind == EventKind::Quit && e.name == "sleeper"),
+    );
     assert!(sleeper.closed_within(SECS_5));
 }
 
@@ -170,7 +200,9 @@ fn slow_consumer_does_not_block_others() {
 fn oversized_length_prefix_gets_an_error_and_the_server_keeps_serving() {
     let srv = serve(&[]);
     let mut bad = NativeClient::join(srv.addr, "bad");
-    bad.stream.write_all(&[0xFF, 0xFF, 0xFF, 0xF0, 0x02]).unwrap();
+    bad.stream
+        .write_all(&[0xFF, 0xFF, 0xFF, 0xF0, 0x02])
+        .unwrap();
     let m = bad.expect("protocol error", |m| matches!(m, ServerMsg::Error { .. }));
     assert!(is_error(&m, ErrorCode::Protocol), "{m:?}");
     assert!(bad.closed_within(SECS_5));
@@ -199,14 +231,19 @@ fn half_open_and_silent_connections_do_not_stall_the_server() {
     // Sends the magic and stops: must be dropped after the handshake timeout.
     let mut half = TcpStream::connect(srv.addr).unwrap();
     half.write_all(&[0, b'S', b'Q', b'C', 1]).unwrap();
-    let silent: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
+    let silent: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(srv.addr).unwrap())
+        .collect();
     let mut ana = NativeClient::join(srv.addr, "ana");
     ana.say("lobby", "served");
     ana.expect_chat("served");
     half.set_read_timeout(Some(SECS_5)).unwrap();
     let mut got = Vec::new();
     let _ = half.read_to_end(&mut got);
-    assert!(got.windows(3).any(|w| w == b"no "), "timeout error sent: {got:?}");
+    assert!(
+        got.windows(3).any(|w| w == b"no "),
+        "timeout error sent: {got:?}"
+    );
     drop(silent);
 }
 
@@ -257,9 +294,16 @@ fn ctrl_c_tells_clients_and_exits_within_a_second() {
     srv.interrupt();
     let t0 = Instant::now();
     let status = srv.wait_timeout(Duration::from_secs(3)).expect("exits");
-    assert!(t0.elapsed() < Duration::from_millis(1500), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(status.code(), Some(130));
-    ana.expect("bye", |m| matches!(m, ServerMsg::Bye { reason } if reason.contains("shutting down")));
+    ana.expect(
+        "bye",
+        |m| matches!(m, ServerMsg::Bye { reason } if reason.contains("shutting down")),
+    );
     raw.wait_for("* server shutting down\n");
 }
 
@@ -268,7 +312,9 @@ fn quit_flushes_and_closes() {
     let srv = serve(&[]);
     let mut ana = NativeClient::join(srv.addr, "ana");
     ana.say("lobby", "last words");
-    ana.send(ClientMsg::Quit { reason: "done".into() });
+    ana.send(ClientMsg::Quit {
+        reason: "done".into(),
+    });
     ana.expect_chat("last words");
     ana.expect("bye", |m| matches!(m, ServerMsg::Bye { .. }));
     assert!(ana.closed_within(SECS_5));

@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(p.offer(23, t0), Paced::Dropped { notify: true });
         assert_eq!(p.offer(24, t0), Paced::Dropped { notify: false });
         assert_eq!(p.due(t0 + Duration::from_millis(250)), vec![3, 4]);
-        assert_eq!(p.due(t0 + Duration::from_secs(3)), (5..=22).collect::<Vec<_>>());
+        assert_eq!(
+            p.due(t0 + Duration::from_secs(3)),
+            (5..=22).collect::<Vec<_>>()
+        );
         assert_eq!(p.next_due(), None);
     }
 

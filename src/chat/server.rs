@@ -215,7 +215,12 @@ async fn detect(
     }
 }
 
-async fn handle(ctx: Arc<ServerCtx>, mut stream: TcpStream, peer: SocketAddr, admission: Admission) {
+async fn handle(
+    ctx: Arc<ServerCtx>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    admission: Admission,
+) {
     let detected = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         d = detect(&mut stream, &ctx.cfg) => d,

@@ -27,14 +27,22 @@ enum End {
     Say(String, ServerMsg),
 }
 
-pub(crate) async fn run(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr, mut buf: BytesMut) {
+pub(crate) async fn run(
+    ctx: Arc<ServerCtx>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut buf: BytesMut,
+) {
     let version = buf[PREAMBLE.len() - 1];
     buf.advance(PREAMBLE.len());
     let (mut rd, mut wr) = stream.into_split();
     let codec = FrameCodec::new(ctx.cfg.max_frame());
     if version != VERSION {
         tracing::info!("{peer} refused: protocol version {version}");
-        let msg = error(ErrorCode::Version, &format!("this server speaks version {VERSION}"));
+        let msg = error(
+            ErrorCode::Version,
+            &format!("this server speaks version {VERSION}"),
+        );
         let _ = wr.write_all(&encode(&msg)).await;
         return;
     }
@@ -111,7 +119,11 @@ async fn serve_frames<R: AsyncRead + Unpin>(
             };
             match msg {
                 ClientMsg::Quit { reason } => {
-                    let why = if reason.is_empty() { "quit".to_owned() } else { reason };
+                    let why = if reason.is_empty() {
+                        "quit".to_owned()
+                    } else {
+                        reason
+                    };
                     let bye = ServerMsg::Bye {
                         reason: "goodbye".into(),
                     };
@@ -126,7 +138,11 @@ async fn serve_frames<R: AsyncRead + Unpin>(
                     Paced::Now(m) => ctx.hub(|h| apply(h, id, m)),
                     Paced::Held => {}
                     Paced::Dropped { notify } if notify => ctx.hub(|h| {
-                        h.error(id, ErrorCode::RateLimited, "sending too fast: message dropped")
+                        h.error(
+                            id,
+                            ErrorCode::RateLimited,
+                            "sending too fast: message dropped",
+                        )
                     }),
                     Paced::Dropped { .. } => {}
                 },
@@ -182,7 +198,10 @@ fn apply(h: &mut super::hub::Hub, id: ClientId, msg: ClientMsg) {
         ClientMsg::Who { room } => h.who(id, &room),
         ClientMsg::ListRooms => h.list_rooms(id),
         // Handled by the session loop before pacing.
-        ClientMsg::Hello { .. } | ClientMsg::Quit { .. } | ClientMsg::Ping { .. } | ClientMsg::Pong { .. } => {}
+        ClientMsg::Hello { .. }
+        | ClientMsg::Quit { .. }
+        | ClientMsg::Ping { .. }
+        | ClientMsg::Pong { .. } => {}
     }
 }
 
@@ -233,7 +252,12 @@ fn farewell(msg: &ServerMsg) -> Farewell {
     }
 }
 
-async fn refuse<W: tokio::io::AsyncWrite + Unpin>(wr: &mut W, peer: SocketAddr, code: ErrorCode, text: &str) {
+async fn refuse<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    peer: SocketAddr,
+    code: ErrorCode,
+    text: &str,
+) {
     tracing::info!("{peer} refused: {text}");
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), async {
         wr.write_all(&encode(&error(code, text))).await?;

@@ -123,7 +123,12 @@ async fn read_some<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// Paces and runs inputs; `Some(reason)` when the client asked to leave.
-fn offer_all(ctx: &ServerCtx, id: ClientId, pacer: &mut Pacer<Input>, inputs: Vec<Input>) -> Option<String> {
+fn offer_all(
+    ctx: &ServerCtx,
+    id: ClientId,
+    pacer: &mut Pacer<Input>,
+    inputs: Vec<Input>,
+) -> Option<String> {
     let now = Instant::now();
     for input in inputs {
         match pacer.offer(input, now) {
@@ -134,7 +139,11 @@ fn offer_all(ctx: &ServerCtx, id: ClientId, pacer: &mut Pacer<Input>, inputs: Ve
             }
             Paced::Held => {}
             Paced::Dropped { notify: true } => ctx.hub(|h| {
-                h.error(id, ErrorCode::RateLimited, "sending too fast: message dropped")
+                h.error(
+                    id,
+                    ErrorCode::RateLimited,
+                    "sending too fast: message dropped",
+                )
             }),
             Paced::Dropped { notify: false } => {}
         }

@@ -35,7 +35,10 @@ impl Server {
     /// Runs a Python peer script from `tests/peers` with ARGS.
     pub fn python(script: &str, args: &[&str]) -> Server {
         let mut cmd = Command::new("python3");
-        cmd.arg(format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR")));
+        cmd.arg(format!(
+            "{}/tests/peers/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
         cmd.args(args);
         Server::spawn(cmd)
     }
@@ -146,7 +149,11 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 
 /// Runs `soquete ARGS…` with `stdin` as input, bounded by `limit`; returns
 /// (status, stdout, stderr). Kills the process if it overstays.
-pub fn run_with_input(args: &[&str], stdin: &[u8], limit: Duration) -> (ExitStatus, String, String) {
+pub fn run_with_input(
+    args: &[&str],
+    stdin: &[u8],
+    limit: Duration,
+) -> (ExitStatus, String, String) {
     use std::io::Write;
     let mut child = Command::new(bin())
         .args(args)

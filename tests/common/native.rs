@@ -67,7 +67,11 @@ impl NativeClient {
     pub fn next(&mut self, limit: Duration) -> Option<ServerMsg> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(f) = self.codec.decode_frame(&mut self.buf).expect("valid frames") {
+            if let Some(f) = self
+                .codec
+                .decode_frame(&mut self.buf)
+                .expect("valid frames")
+            {
                 return Some(ServerMsg::decode(&f).expect("valid message"));
             }
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -105,11 +109,21 @@ impl NativeClient {
         loop {
             let left = deadline
                 .checked_duration_since(Instant::now())
-                .unwrap_or_else(|| panic!("{}: no {what} within 5 s; saw {}", self.name, self.seen_summary()));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: no {what} within 5 s; saw {}",
+                        self.name,
+                        self.seen_summary()
+                    )
+                });
             match self.next(left) {
                 Some(m) if pred(&m) => return m,
                 Some(m) => self.seen.push(m),
-                None => panic!("{}: connection ended before {what}; saw {}", self.name, self.seen_summary()),
+                None => panic!(
+                    "{}: connection ended before {what}; saw {}",
+                    self.name,
+                    self.seen_summary()
+                ),
             }
         }
     }
@@ -117,7 +131,10 @@ impl NativeClient {
     /// Waits for a chat line with this text.
     pub fn expect_chat(&mut self, text: &str) -> soquete::wire::chat::ChatLine {
         let short: String = text.chars().take(40).collect();
-        match self.expect(&format!("chat '{short}'"), |m| matches!(m, ServerMsg::Chat(c) if c.text == text)) {
+        match self.expect(
+            &format!("chat '{short}'"),
+            |m| matches!(m, ServerMsg::Chat(c) if c.text == text),
+        ) {
             ServerMsg::Chat(c) => c,
             _ => unreachable!(),
         }
@@ -128,12 +145,19 @@ impl NativeClient {
     pub fn closed_within(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             let mut tmp = [0u8; 65536];
             match self.stream.read(&mut tmp) {
                 Ok(0) => return true,
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false;
+                }
                 Err(_) => return true,
             }
         }
@@ -183,7 +207,9 @@ impl RawClient {
             let left = deadline
                 .checked_duration_since(Instant::now())
                 .unwrap_or_else(|| panic!("raw client: no '{needle}' within 5 s; got {text:?}"));
-            self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             let mut tmp = [0u8; 4096];
             match self.stream.read(&mut tmp) {
                 Ok(0) => panic!("raw client: closed before '{needle}'; got {text:?}"),
