@@ -112,14 +112,13 @@ fn pump_stderr(
     let mut found = false;
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
-        if !found {
-            if let Some(rest) = line.trim().strip_prefix("listening on ") {
-                if let Ok(a) = rest.trim().parse() {
-                    found = true;
-                    let _ = addr_tx.send(a);
-                    continue;
-                }
-            }
+        if !found
+            && let Some(rest) = line.trim().strip_prefix("listening on ")
+            && let Ok(a) = rest.trim().parse()
+        {
+            found = true;
+            let _ = addr_tx.send(a);
+            continue;
         }
         let _ = line_tx.send(line);
     }
