@@ -11,13 +11,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Bytes the writer gathers into one write before it flushes.
-const BATCH_BYTES: usize = 64 * 1024;
+/// Frames gathered into one vectored write (well under every OS's IOV_MAX).
+const MAX_IOVECS: usize = 256;
 /// How long the farewell (and, when asked, the queued frames) may take to
 /// write before the socket is closed anyway.
 const FAREWELL_DEADLINE: Duration = Duration::from_millis(500);
@@ -141,75 +143,119 @@ pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
 
 /// Writes queued frames to `sink` until closed or the socket fails; then the
 /// farewell, then shuts the write side down. Returns the write error, if any.
+///
+/// A close that arrives while a batch is being written lets the batch finish
+/// (within the farewell deadline) when it asks for a drain; otherwise the
+/// batch is abandoned, and since the stream may then end inside a frame, no
+/// farewell follows it.
 pub async fn run_writer<W: AsyncWrite + Unpin>(
     mut sink: W,
     mut q: OutboxReceiver,
 ) -> std::io::Result<()> {
-    let mut batch = BytesMut::with_capacity(BATCH_BYTES);
-    let result = loop {
+    let at_boundary = loop {
         let first = tokio::select! {
             biased;
-            _ = q.close.cancelled() => break Ok(()),
+            _ = q.close.cancelled() => break true,
             f = q.rx.recv() => match f {
                 Some(f) => f,
-                None => break Ok(()),
+                None => break true,
             },
         };
-        let written = write_batch(&mut sink, &mut q.rx, first, &mut batch);
-        let r = tokio::select! {
+        let batch = write_batch(&mut sink, &mut q.rx, first);
+        tokio::pin!(batch);
+        let outcome = tokio::select! {
             biased;
-            // A close while blocked on a client that does not read.
-            _ = q.close.cancelled() => break Ok(()),
-            r = written => r,
+            r = &mut batch => Some(r),
+            _ = q.close.cancelled() => None,
         };
-        if let Err(e) = r {
-            q.close.cancel();
-            break Err(e);
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                q.close.cancel();
+                return Err(e);
+            }
+            None if wants_drain(&q.farewell) => {
+                let finished = tokio::time::timeout(FAREWELL_DEADLINE, batch).await;
+                break matches!(finished, Ok(Ok(())));
+            }
+            None => break false,
         }
     };
-    if result.is_ok() {
-        let farewell = q.farewell.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let _ = tokio::time::timeout(FAREWELL_DEADLINE, async {
-            if let Some(f) = farewell {
-                if f.drain {
-                    while let Ok(frame) = q.rx.try_recv() {
-                        sink.write_all(&frame).await?;
-                    }
+    let farewell = q
+        .farewell
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .filter(|_| at_boundary);
+    let _ = tokio::time::timeout(FAREWELL_DEADLINE, async {
+        if let Some(f) = farewell {
+            if f.drain {
+                while let Ok(frame) = q.rx.try_recv() {
+                    sink.write_all(&frame).await?;
                 }
-                sink.write_all(&f.bytes).await?;
             }
-            sink.flush().await?;
-            sink.shutdown().await
-        })
-        .await;
-    }
-    result
+            sink.write_all(&f.bytes).await?;
+        }
+        sink.flush().await?;
+        sink.shutdown().await
+    })
+    .await;
+    Ok(())
 }
 
-/// Writes `first` and whatever else is already queued, in as few writes as
-/// possible: small frames are gathered, a large one goes out on its own.
+/// Whether the close asked for queued frames to be written first.
+fn wants_drain(farewell: &Mutex<Option<Farewell>>) -> bool {
+    farewell
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|f| f.drain)
+}
+
+/// Writes `first` and whatever else is already queued with vectored writes:
+/// no copy, and no buffer kept between batches (an idle client costs no
+/// write buffer at all, which matters at 10,000 clients).
 async fn write_batch<W: AsyncWrite + Unpin>(
     sink: &mut W,
     rx: &mut mpsc::Receiver<Bytes>,
     first: Bytes,
-    batch: &mut BytesMut,
 ) -> std::io::Result<()> {
-    let mut next = Some(first);
-    while let Some(frame) = next.take() {
-        if batch.is_empty() && frame.len() >= BATCH_BYTES {
-            sink.write_all(&frame).await?;
-        } else {
-            batch.extend_from_slice(&frame);
+    let mut pending: Vec<Bytes> = vec![first];
+    // Index of the first frame not yet fully written.
+    let mut done = 0;
+    loop {
+        while pending.len() - done < MAX_IOVECS {
+            match rx.try_recv() {
+                Ok(f) => pending.push(f),
+                Err(_) => break,
+            }
         }
-        if batch.len() >= BATCH_BYTES {
-            sink.write_all(batch).await?;
-            batch.clear();
+        if done == pending.len() {
+            break;
         }
-        next = rx.try_recv().ok();
-    }
-    if !batch.is_empty() {
-        sink.write_all(batch).await?;
-        batch.clear();
+        let slices: Vec<IoSlice<'_>> = pending[done..]
+            .iter()
+            .take(MAX_IOVECS)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let mut n = sink.write_vectored(&slices).await?;
+        drop(slices);
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let head = &mut pending[done];
+            let take = n.min(head.len());
+            head.advance(take);
+            n -= take;
+            if head.is_empty() {
+                done += 1;
+            }
+        }
+        if done == pending.len() {
+            pending.clear();
+            done = 0;
+        }
     }
     sink.flush().await
 }
@@ -234,6 +280,66 @@ mod tests {
         b.read_to_end(&mut got).await.unwrap();
         writer.await.unwrap().unwrap();
         assert_eq!(got, b"one two bye");
+    }
+
+    #[tokio::test]
+    async fn partial_writes_keep_every_byte_in_order() {
+        let (ob, rx) = outbox(512);
+        let (a, mut b) = tokio::io::duplex(7); // forces many short writes
+        let writer = tokio::spawn(run_writer(a, rx));
+        let mut want = Vec::new();
+        for i in 0..300u32 {
+            let frame: Vec<u8> = (0..(i % 23 + 1)).map(|j| (i + j) as u8).collect();
+            want.extend_from_slice(&frame);
+            ob.push(Bytes::from(frame)).unwrap();
+        }
+        ob.close(Some(Farewell {
+            bytes: Bytes::from_static(b"!"),
+            drain: true,
+        }));
+        want.push(b'!');
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn draining_close_mid_batch_loses_nothing() {
+        let (ob, rx) = outbox(64);
+        let (a, mut b) = tokio::io::duplex(8);
+        let writer = tokio::spawn(run_writer(a, rx));
+        for _ in 0..50 {
+            ob.push(Bytes::from_static(b"0123456789")).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // writer blocked mid-batch
+        ob.close(Some(Farewell {
+            bytes: Bytes::from_static(b"BYE"),
+            drain: true,
+        }));
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap().unwrap();
+        let mut want = b"0123456789".repeat(50);
+        want.extend_from_slice(b"BYE");
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn abandoned_batch_gets_no_farewell_glued_to_a_partial_frame() {
+        let (ob, rx) = outbox(64);
+        let (a, mut b) = tokio::io::duplex(8);
+        let writer = tokio::spawn(run_writer(a, rx));
+        ob.push(Bytes::from(vec![b'x'; 100])).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ob.close(Some(Farewell {
+            bytes: Bytes::from_static(b"ERR"),
+            drain: false,
+        }));
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap().unwrap();
+        assert!(got.iter().all(|&c| c == b'x') && got.len() < 100, "{got:?}");
     }
 
     #[tokio::test]
