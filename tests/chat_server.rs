@@ -260,6 +260,17 @@ fn per_address_limit_is_enforced_with_a_reason() {
 }
 
 #[test]
+fn full_server_says_so_to_native_and_raw_clients() {
+    let srv = serve(&["--max-clients", "1"]);
+    let _a = NativeClient::join(srv.addr, "a");
+    let mut b = NativeClient::connect(srv.addr, "b");
+    let m = b.next(SECS_5).expect("refusal");
+    assert!(is_error(&m, ErrorCode::ServerFull), "{m:?}");
+    let mut raw = RawClient::connect(srv.addr);
+    raw.wait_for("* error: server full\n");
+}
+
+#[test]
 fn rate_limit_delays_then_drops_with_a_notice() {
     let srv = serve(&["--rate-limit", "5", "--rate-burst", "2"]);
     let mut c = NativeClient::join(srv.addr, "flood");
