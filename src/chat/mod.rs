@@ -4,7 +4,12 @@
 pub mod client;
 pub mod command;
 pub mod hub;
+pub mod hub_render;
 pub mod join;
 pub mod names;
+pub mod outbox;
+pub mod pacer;
 pub mod ratelimit;
 pub mod server;
+pub mod session_native;
+pub mod session_raw;
