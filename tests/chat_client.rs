@@ -4,6 +4,8 @@
 //! protocol, so each test controls exactly what the server does.
 
 mod common;
+#[path = "chat_client/end_to_end.rs"]
+mod end_to_end;
 #[path = "chat_client/fake_server.rs"]
 mod fake_server;
 #[path = "chat_client/process.rs"]
@@ -201,6 +203,25 @@ fn reconnects_with_the_same_name_and_rooms_after_the_server_drops() {
         "{got:?}"
     );
     assert!(got.contains(&(1, say("lab", "after"))), "{got:?}");
+}
+
+#[test]
+fn reconnect_while_the_old_name_is_held_takes_it_back_with_nick() {
+    let fake = Fake::start(Script {
+        drop_first: Some(None),
+        taken_after_first: true,
+        ..Script::default()
+    });
+    let mut c = Join::start(&[&fake.addr(), "--name", "ana"]);
+    c.expect_err("* reconnected to");
+    c.expect_err("* you are now ana");
+    c.close_stdin();
+    assert!(c.finish().success(), "{:?}", c.seen_err);
+    let got = fake.until(is_quit);
+    let nick = ClientMsg::Nick { name: "ana".into() };
+    assert!(got.contains(&(1, hello("ana"))), "{got:?}");
+    assert!(got.contains(&(2, hello(""))), "{got:?}");
+    assert!(got.contains(&(2, nick)), "{got:?}");
 }
 
 #[test]

@@ -21,6 +21,9 @@ use crate::process::LIMIT;
 pub struct Script {
     /// Names refused with `NameTaken`.
     pub taken: Vec<String>,
+    /// From the second connection on, every asked-for name is taken (the
+    /// first connection's ghost still holds it).
+    pub taken_after_first: bool,
     /// `(from, text)` replayed as lobby history.
     pub history: Vec<(String, String)>,
     /// Frames sent after the welcome burst.
@@ -157,7 +160,7 @@ pub fn serve(
     let ClientMsg::Hello { name, .. } = hello else {
         panic!("first frame {hello:?}")
     };
-    if script.taken.contains(&name) {
+    if script.taken.contains(&name) || (script.taken_after_first && i > 0 && !name.is_empty()) {
         let text = "name taken".into();
         return write(
             &mut s,
