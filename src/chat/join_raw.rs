@@ -41,6 +41,13 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// Runs the raw client until stdin EOF (plus echoes), Ctrl-C, or the
 /// server closing.
 pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    if args.name.is_some() || args.room.is_some() {
+        // A raw server has no names or rooms (soquete's raw side takes
+        // `/nick NAME` and `/join ROOM` typed as lines).
+        eprintln!(
+            "* --name and --room do nothing with --raw; type /nick or /join if the server takes commands"
+        );
+    }
     let stream = tokio::select! {
         s = connect_tcp(&args.addr, CONNECT_TIMEOUT) => s?,
         _ = shutdown.cancelled() => return Ok(()),
