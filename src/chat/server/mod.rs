@@ -3,6 +3,14 @@
 //! shared [`Hub`]. On shutdown every client is told the server is closing
 //! and the server returns within a second.
 
+pub mod hub;
+pub mod outbox;
+pub mod pacer;
+pub mod ratelimit;
+pub mod render;
+mod session_native;
+mod session_raw;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,12 +21,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
-use super::hub::{Hub, HubConfig};
-use super::hub_render::raw_line;
 use crate::cli::{ChatServeArgs, RawRelay};
 use crate::net::accept::Refusal;
 use crate::net::{AcceptLimits, Admission, Shutdown, accept_loop, addr};
 use crate::wire::chat::{ErrorCode, MAGIC, ServerMsg};
+use hub::{Hub, HubConfig};
+use render::raw_line;
 
 /// Everything a chat server needs besides its listener.
 #[derive(Debug, Clone)]
@@ -233,8 +241,8 @@ async fn handle(
     match admission {
         Admission::Rejected(refusal, _slot) => refuse(stream, peer, kind, refusal).await,
         Admission::Admitted(_slot) => match kind {
-            Detected::Native => super::session_native::run(ctx, stream, peer, buf).await,
-            _ => super::session_raw::run(ctx, stream, peer, buf).await,
+            Detected::Native => session_native::run(ctx, stream, peer, buf).await,
+            _ => session_raw::run(ctx, stream, peer, buf).await,
         },
     }
 }
@@ -250,7 +258,7 @@ async fn refuse(mut stream: TcpStream, peer: SocketAddr, kind: Detected, refusal
     };
     tracing::info!("{peer} refused: {text}");
     let bytes = match kind {
-        Detected::Native => super::hub::encode(&ServerMsg::Error {
+        Detected::Native => hub::encode(&ServerMsg::Error {
             code: code as u16,
             text: text.to_owned(),
         }),

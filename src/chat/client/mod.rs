@@ -12,11 +12,8 @@
 //! handshake), `client_session` (one connection's loop); this file holds the
 //! reconnect policy and loop.
 
-#[path = "client_conn.rs"]
 pub mod conn;
-#[path = "client_session.rs"]
 mod session;
-#[path = "client_state.rs"]
 pub mod state;
 
 use std::collections::VecDeque;

@@ -13,12 +13,12 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::command::{self, Command};
 use super::hub::{ClientId, Hub};
-use super::hub_render::{Flavor, raw_line};
 use super::outbox::{Farewell, outbox, run_writer};
 use super::pacer::{Paced, Pacer};
-use super::server::{ServerCtx, now_ms};
+use super::render::{Flavor, raw_line};
+use super::{ServerCtx, now_ms};
+use crate::chat::command::{self, Command};
 use crate::wire::chat::{ChatKind, ErrorCode};
 use crate::wire::raw::RawSplitter;
 

@@ -12,10 +12,10 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::hub::{ClientId, encode};
-use super::hub_render::Flavor;
 use super::outbox::{Farewell, outbox, run_writer};
 use super::pacer::{Paced, Pacer};
-use super::server::{ServerCtx, now_ms};
+use super::render::Flavor;
+use super::{ServerCtx, now_ms};
 use crate::wire::chat::{ChatKind, ClientMsg, ErrorCode, PREAMBLE, ServerMsg, VERSION};
 use crate::wire::frame::{Frame, FrameCodec};
 

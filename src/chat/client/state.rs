@@ -480,5 +480,5 @@ fn strip_hash(room: String) -> String {
 }
 
 #[cfg(test)]
-#[path = "client_state_tests.rs"]
+#[path = "state_tests.rs"]
 mod tests;

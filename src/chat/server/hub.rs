@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::hub_render::{Flavor, Rendered, raw_line};
-use super::names::{self, NameError};
 use super::outbox::{Farewell, Outbox, Refused};
+use super::render::{Flavor, Rendered, raw_line};
+use crate::chat::names::{self, NameError};
 use crate::wire::chat::{ChatKind, ChatLine, ErrorCode, EventKind, EventLine, ServerMsg};
 
 /// The room everyone starts in; it always exists.

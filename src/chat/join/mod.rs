@@ -9,11 +9,8 @@
 //!
 //! Used whenever stdin is not a terminal, and for now on a terminal too.
 
-#[path = "join_input.rs"]
 mod input;
-#[path = "join_raw.rs"]
 mod raw;
-#[path = "join_view.rs"]
 mod view;
 
 use std::io::{IsTerminal, Write};

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 
-use crate::chat::hub::{ClientId, Hub, HubConfig};
-use crate::chat::hub_render::Flavor;
-use crate::chat::outbox::{OutboxReceiver, outbox};
+use crate::chat::server::hub::{ClientId, Hub, HubConfig};
+use crate::chat::server::outbox::{OutboxReceiver, outbox};
+use crate::chat::server::render::Flavor;
 use crate::wire::chat::{ChatKind, ErrorCode, EventKind, ServerMsg};
 use crate::wire::frame::{DEFAULT_MAX_FRAME, FrameCodec};
 
