@@ -209,7 +209,8 @@ impl Hub {
             return;
         };
         self.names.remove(&names::key(&client.name));
-        tracing::info!("{} {} disconnected: {reason}", client.addr, client.name);
+        let why = if reason.is_empty() { "quit" } else { reason };
+        tracing::info!("{} {} disconnected: {why}", client.addr, client.name);
         for room_key in &client.rooms {
             let Some(room) = self.rooms.get_mut(room_key) else {
                 continue;

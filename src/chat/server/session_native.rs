@@ -119,11 +119,7 @@ async fn serve_frames<R: AsyncRead + Unpin>(
             };
             match msg {
                 ClientMsg::Quit { reason } => {
-                    let why = if reason.is_empty() {
-                        "quit".to_owned()
-                    } else {
-                        reason
-                    };
+                    let why = reason;
                     let bye = ServerMsg::Bye {
                         reason: "goodbye".into(),
                     };

@@ -190,7 +190,7 @@ fn apply(h: &mut Hub, id: ClientId, input: Input) -> Option<String> {
                 h.notice(id, line);
             }
         }
-        Command::Quit(reason) => return Some(reason.unwrap_or_else(|| "quit".to_owned())),
+        Command::Quit(reason) => return Some(reason.unwrap_or_default()),
     }
     None
 }
