@@ -153,6 +153,17 @@ pub fn run_with_input(
     stdin: &[u8],
     limit: Duration,
 ) -> (ExitStatus, String, String) {
+    run_with_input_delayed(args, stdin, Duration::ZERO, limit)
+}
+
+/// Like [`run_with_input`], but keeps stdin open for `hold` after writing
+/// it (a person who types, then waits before ending the input).
+pub fn run_with_input_delayed(
+    args: &[&str],
+    stdin: &[u8],
+    hold: Duration,
+    limit: Duration,
+) -> (ExitStatus, String, String) {
     use std::io::Write;
     let mut child = Command::new(bin())
         .args(args)
@@ -165,6 +176,7 @@ pub fn run_with_input(
     let data = stdin.to_vec();
     std::thread::spawn(move || {
         let _ = input.write_all(&data);
+        std::thread::sleep(hold);
     });
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
