@@ -104,9 +104,19 @@ pub async fn run(config: PingConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         if seq == config.count {
             break;
         }
+        // A timer rounds up to the next millisecond even when already due,
+        // so back-to-back probes (`-i 0`, or a reply slower than the
+        // interval) skip it.
+        let next = sent_at + config.interval;
+        if next <= Instant::now() {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            continue;
+        }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep_until(sent_at + config.interval) => {}
+            _ = tokio::time::sleep_until(next) => {}
         }
     }
     print_summary(&config, peer, &stats, started.elapsed())?;

@@ -214,3 +214,107 @@ fn io_failure(peer: SocketAddr, error: io::Error) -> EchoError {
     }
     EchoError::Io { peer, error }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A TCP peer on loopback running `serve` on its one connection.
+    async fn tcp_peer<F, Fut>(serve: F) -> (TcpProber, tokio::task::JoinHandle<()>)
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            serve(s).await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        (TcpProber::new(stream, addr), task)
+    }
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn echo_split_into_single_bytes_is_one_reply() {
+        let (mut prober, _t) = tcp_peer(|mut s| async move {
+            let mut b = [0u8; 1];
+            while s.read_exact(&mut b).await.is_ok() {
+                if s.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        for seq in 1..=3 {
+            let a = prober.probe(seq, 40, WAIT).await.unwrap();
+            assert!(matches!(a.outcome, Outcome::Reply(_)), "{a:?}");
+            assert_eq!(a.reply_len, 40);
+        }
+    }
+
+    #[tokio::test]
+    async fn late_echo_of_a_lost_probe_is_skipped() {
+        let (mut prober, _t) = tcp_peer(|mut s| async move {
+            let mut first = [0u8; 20];
+            s.read_exact(&mut first).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            s.write_all(&first).await.unwrap();
+            let mut buf = [0u8; 256];
+            while let Ok(n @ 1..) = s.read(&mut buf).await {
+                s.write_all(&buf[..n]).await.unwrap();
+            }
+        })
+        .await;
+        let lost = prober
+            .probe(1, 20, Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert_eq!(lost.outcome, Outcome::Lost);
+        let next = prober.probe(2, 20, WAIT).await.unwrap();
+        assert!(matches!(next.outcome, Outcome::Reply(_)), "{next:?}");
+        let after = prober.probe(3, 20, WAIT).await.unwrap();
+        assert!(matches!(after.outcome, Outcome::Reply(_)), "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn other_bytes_of_the_right_length_differ() {
+        let (mut prober, _t) = tcp_peer(|mut s| async move {
+            let mut buf = [0u8; 30];
+            s.read_exact(&mut buf).await.unwrap();
+            buf.make_ascii_uppercase();
+            s.write_all(&buf).await.unwrap();
+            tokio::time::sleep(WAIT).await;
+        })
+        .await;
+        let a = prober.probe(1, 30, WAIT).await.unwrap();
+        assert_eq!(a.outcome, Outcome::Differs);
+    }
+
+    #[tokio::test]
+    async fn server_closing_ends_the_run() {
+        let (mut prober, _t) = tcp_peer(|s| async move { drop(s) }).await;
+        let e = prober.probe(1, 10, WAIT).await.unwrap_err();
+        assert!(matches!(e, EchoError::Closed(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn udp_skips_late_and_stray_datagrams() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut prober = UdpProber::connect(addr).await.unwrap();
+        let peer = tokio::spawn(async move {
+            let mut buf = [0u8; 100];
+            let (n, from) = server.recv_from(&mut buf).await.unwrap();
+            server.send_to(&probe::payload(0, n), from).await.unwrap(); // late
+            server.send_to(b"noise", from).await.unwrap(); // stray
+            server.send_to(&buf[..n], from).await.unwrap();
+        });
+        let a = prober.probe(1, 64, WAIT).await.unwrap();
+        assert!(matches!(a.outcome, Outcome::Reply(_)), "{a:?}");
+        peer.await.unwrap();
+    }
+}
