@@ -2,6 +2,7 @@
 //! and turn the outcome into one line and an exit status (0 ok, 1 failure,
 //! 2 usage, 130 Ctrl-C).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -65,6 +66,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .compact()
         .init();
 }

@@ -1,10 +1,9 @@
-//! The chat: native protocol sessions and raw TCP clients on one port, the
-//! hub that fans messages out to rooms, and the client (line mode, `--raw`).
+//! The chat: the server (hub, native and raw sessions), the client core, and
+//! `chat join`'s line mode, with the typed-command parser and name rules
+//! they share.
 
 pub mod client;
 pub mod command;
-pub mod hub;
 pub mod join;
 pub mod names;
-pub mod ratelimit;
 pub mod server;

@@ -725,6 +725,28 @@ mod tests {
     }
 
     #[test]
+    fn chapter_message_sizes_match_the_protocol_doc() {
+        let text = "Olá turma de redes industriais";
+        assert_eq!(text.len(), 31);
+        let say = ClientMsg::Say {
+            room: "lobby".into(),
+            text: text.into(),
+        };
+        assert_eq!(say.to_bytes().unwrap().len(), 45);
+        let chat = ServerMsg::Chat(ChatLine {
+            id: 1,
+            ts_ms: 2,
+            kind: ChatKind::Say,
+            history: false,
+            room: "lobby".into(),
+            from: "ana".into(),
+            to: String::new(),
+            text: text.into(),
+        });
+        assert_eq!(chat.to_bytes().unwrap().len(), 70);
+    }
+
+    #[test]
     fn say_frame_matches_documented_bytes() {
         // The worked example of docs/protocol.md.
         let b = ClientMsg::Say {

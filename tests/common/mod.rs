@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+
+pub mod native;
 use std::net::SocketAddr;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -33,7 +35,10 @@ impl Server {
     /// Runs a Python peer script from `tests/peers` with ARGS.
     pub fn python(script: &str, args: &[&str]) -> Server {
         let mut cmd = Command::new("python3");
-        cmd.arg(format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR")));
+        cmd.arg(format!(
+            "{}/tests/peers/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
         cmd.args(args);
         Server::spawn(cmd)
     }
@@ -107,14 +112,13 @@ fn pump_stderr(
     let mut found = false;
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
-        if !found {
-            if let Some(rest) = line.trim().strip_prefix("listening on ") {
-                if let Ok(a) = rest.trim().parse() {
-                    found = true;
-                    let _ = addr_tx.send(a);
-                    continue;
-                }
-            }
+        if !found
+            && let Some(rest) = line.trim().strip_prefix("listening on ")
+            && let Ok(a) = rest.trim().parse()
+        {
+            found = true;
+            let _ = addr_tx.send(a);
+            continue;
         }
         let _ = line_tx.send(line);
     }
@@ -144,7 +148,22 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 
 /// Runs `soquete ARGS…` with `stdin` as input, bounded by `limit`; returns
 /// (status, stdout, stderr). Kills the process if it overstays.
-pub fn run_with_input(args: &[&str], stdin: &[u8], limit: Duration) -> (ExitStatus, String, String) {
+pub fn run_with_input(
+    args: &[&str],
+    stdin: &[u8],
+    limit: Duration,
+) -> (ExitStatus, String, String) {
+    run_with_input_delayed(args, stdin, Duration::ZERO, limit)
+}
+
+/// Like [`run_with_input`], but keeps stdin open for `hold` after writing
+/// it (a person who types, then waits before ending the input).
+pub fn run_with_input_delayed(
+    args: &[&str],
+    stdin: &[u8],
+    hold: Duration,
+    limit: Duration,
+) -> (ExitStatus, String, String) {
     use std::io::Write;
     let mut child = Command::new(bin())
         .args(args)
@@ -157,6 +176,7 @@ pub fn run_with_input(args: &[&str], stdin: &[u8], limit: Duration) -> (ExitStat
     let data = stdin.to_vec();
     std::thread::spawn(move || {
         let _ = input.write_all(&data);
+        std::thread::sleep(hold);
     });
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();

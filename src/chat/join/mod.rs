@@ -1,0 +1,99 @@
+//! `soquete chat join`: the plain line mode. Each stdin line is a message for
+//! the current room or a `/command`; each chat message received is one
+//! stdout line (`[room] name: text`, `[room] * name text`,
+//! `[pm] from -> to: text`), flushed at once so scripts read it live;
+//! everything else (events, notices, errors, connection state) goes to
+//! stderr. At stdin EOF the client quits and waits for the server to close,
+//! so every typed line was delivered. `--raw` talks to the chapter's raw
+//! chat server instead (`join_raw`).
+//!
+//! Used whenever stdin is not a terminal, and for now on a terminal too.
+
+mod input;
+mod raw;
+mod view;
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use crate::chat::client::{self, BackoffPolicy, ClientConfig, Request};
+use crate::chat::command::{self, Command};
+use crate::cli::ChatJoinArgs;
+use crate::net::Shutdown;
+use view::{LineView, Shown};
+
+/// Longest stdin line taken as one message; longer lines come in pieces.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Runs `chat join` (line mode, or `--raw`).
+pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    if args.raw {
+        return raw::run(&args, shutdown).await;
+    }
+    let mut config = ClientConfig::new(&args.addr);
+    config.name = args.name.clone();
+    config.room = args.room.clone();
+    config.reconnect = (!args.no_reconnect).then(BackoffPolicy::default);
+
+    let (req_tx, req_rx) = mpsc::channel(64);
+    let (ev_tx, mut ev_rx) = mpsc::channel(256);
+    let client = tokio::spawn(client::run(config, req_rx, ev_tx, shutdown));
+    tokio::spawn(forward_input(input::stdin_lines(MAX_LINE), req_tx));
+    if std::io::stdin().is_terminal() {
+        eprintln!("* type a message, or /help for commands");
+    }
+
+    let mut view = LineView::new(!args.no_reconnect);
+    while let Some(event) = ev_rx.recv().await {
+        show(view.render(&event)).context("cannot write to stdout")?;
+    }
+    // The event channel closes when the client is done.
+    client.await.context("client task failed")??;
+    Ok(())
+}
+
+/// Prints one rendered event: chat lines on stdout (flushed), the rest on
+/// stderr.
+fn show(line: Option<Shown>) -> std::io::Result<()> {
+    match line {
+        Some(Shown::Stdout(s)) => print_stdout(&s),
+        Some(Shown::Stderr(s)) => {
+            eprintln!("{s}");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Writes one line to stdout and flushes it, for scripts reading live.
+pub(crate) fn print_stdout(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// Parses typed lines and passes commands on; `/help` and bad commands are
+/// answered here on stderr and never sent. Ends (closing the channel, which
+/// the client takes as quit) at EOF or after `/quit`.
+async fn forward_input(mut lines: mpsc::Receiver<String>, requests: mpsc::Sender<Request>) {
+    while let Some(line) = lines.recv().await {
+        let cmd = match command::parse(&line) {
+            None => continue,
+            Some(Err(e)) => {
+                eprintln!("error: {e}");
+                continue;
+            }
+            Some(Ok(Command::Help)) => {
+                eprintln!("{}", command::help_text());
+                continue;
+            }
+            Some(Ok(cmd)) => cmd,
+        };
+        let quit = matches!(cmd, Command::Quit(_));
+        if requests.send(Request::Command(cmd)).await.is_err() || quit {
+            return;
+        }
+    }
+}
