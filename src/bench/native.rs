@@ -311,8 +311,8 @@ mod tests {
         });
         assert_eq!(s.on_msg(ev), Step::Ignore);
         assert_eq!(
-            s.on_msg(chat("@0.0.0", false)),
-            Step::Deliver("@0.0.0".into())
+            s.on_msg(chat("~@0.0.0", false)),
+            Step::Deliver("~@0.0.0".into())
         );
     }
 

@@ -1,8 +1,10 @@
 //! The self-describing text of one benchmark message, and finding it again
 //! in whatever a server delivers.
 //!
-//! A message reads `@S.Q.T.CC----`: a marker (`@` for data, `!` for the
-//! probes that check every client is listening), the sender's number, its
+//! A message reads `~@S.Q.T.CC----`: a marker (`~@` for data, `~?` for
+//! the probes that check every client is listening; two bytes, so server
+//! chatter such as `welcome, guest-1!` does not look like a message, and
+//! at least one that chat text rarely holds), the sender's number, its
 //! sequence number and its send time in microseconds since the benchmark
 //! began, in base 62, a two-digit check of those, then `-` padding up to
 //! the requested size. None of the digits, dots or dashes is a marker, so a
@@ -13,10 +15,12 @@
 //! interleaves its relays mid-message, as the chapter's does with several
 //! senders, makes such splices). No I/O.
 
-/// Marks a data message.
+/// First byte of every marker.
+const LEAD: u8 = b'~';
+/// Second byte: a data message.
 const DATA: u8 = b'@';
-/// Marks a probe (sent before the run to learn who hears whom).
-const PROBE: u8 = b'!';
+/// Second byte: a probe (sent before the run to learn who hears whom).
+const PROBE: u8 = b'?';
 const SEP: u8 = b'.';
 const PAD: u8 = b'-';
 const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -58,7 +62,7 @@ const CHECK_DIGITS: usize = 2;
 
 /// Bytes of a stamp before the padding.
 pub(crate) fn header_len(stamp: &Stamp) -> usize {
-    4 + digits_len(u64::from(stamp.sender))
+    5 + digits_len(u64::from(stamp.sender))
         + digits_len(stamp.seq)
         + digits_len(stamp.sent_us)
         + CHECK_DIGITS
@@ -80,6 +84,7 @@ fn check(stamp: &Stamp) -> u64 {
 /// beforehand that the size fits ([`header_len`] of the largest stamp).
 pub(crate) fn encode_into(stamp: &Stamp, size: usize, out: &mut Vec<u8>) {
     let start = out.len();
+    out.push(LEAD);
     out.push(match stamp.kind {
         Kind::Data => DATA,
         Kind::Probe => PROBE,
@@ -100,7 +105,8 @@ pub(crate) fn encode_into(stamp: &Stamp, size: usize, out: &mut Vec<u8>) {
 /// newline; a trailing `\r` is ignored).
 pub(crate) fn find(line: &[u8], size: usize) -> Found {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(at) = line.iter().rposition(|&b| b == DATA || b == PROBE) else {
+    let is_marker = |w: &[u8]| w[0] == LEAD && (w[1] == DATA || w[1] == PROBE);
+    let Some(at) = line.windows(2).rposition(is_marker) else {
         return Found::Other;
     };
     let text = &line[at..];
@@ -114,11 +120,11 @@ pub(crate) fn find(line: &[u8], size: usize) -> Found {
 }
 
 fn parse(text: &[u8]) -> Option<Stamp> {
-    let kind = match text[0] {
+    let kind = match text[1] {
         DATA => Kind::Data,
         _ => Kind::Probe,
     };
-    let mut fields = text[1..].split(|&b| b == SEP);
+    let mut fields = text[2..].split(|&b| b == SEP);
     let sender = u32::try_from(read_digits(fields.next()?)?).ok()?;
     let seq = read_digits(fields.next()?)?;
     let sent_us = read_digits(fields.next()?)?;
@@ -216,19 +222,19 @@ mod tests {
         let s = data(61, 62, 3_843);
         let size = header_len(&s);
         let t = text(&s, size);
-        assert_eq!(&t[..9], b"@z.10.zz.");
-        assert_eq!(t.len(), 11);
+        assert_eq!(&t[..10], b"~@z.10.zz.");
+        assert_eq!(t.len(), 12);
         assert_eq!(find(&t, size), Found::Message(s));
     }
 
     #[test]
     fn a_splice_of_two_messages_fails_the_check() {
-        // The chapter's server can put sender 1's "@" before the rest of
+        // The chapter's server can put sender 1's "~@1" before the rest of
         // sender 3's message, which has the same sequence and time.
         let a = text(&data(1, 62, 5_000), 32);
         let b = text(&data(3, 62, 5_000), 32);
-        let mut splice = a[..2].to_vec();
-        splice.extend_from_slice(&b[2..]);
+        let mut splice = a[..3].to_vec();
+        splice.extend_from_slice(&b[3..]);
         assert_eq!(splice.len(), 32);
         assert_eq!(find(&splice, 32), Found::Garbled);
     }
@@ -268,10 +274,10 @@ mod tests {
         let mut bad = t.clone();
         bad[30] = b'x';
         assert_eq!(find(&bad, 32), Found::Garbled);
-        assert_eq!(find(b"@1.2", 4), Found::Garbled);
-        assert_eq!(find(b"@1.2.3.4", 8), Found::Garbled);
-        assert_eq!(find(b"@1.2.3.4.5", 10), Found::Garbled);
-        assert_eq!(find(b"@..3", 4), Found::Garbled);
+        assert_eq!(find(b"~@1.2", 5), Found::Garbled);
+        assert_eq!(find(b"~@1.2.3.4", 9), Found::Garbled);
+        assert_eq!(find(b"~@1.2.3.4.5", 11), Found::Garbled);
+        assert_eq!(find(b"~@..3", 5), Found::Garbled);
     }
 
     #[test]
@@ -281,6 +287,14 @@ mod tests {
             Found::Other
         );
         assert_eq!(find(b"", 32), Found::Other);
+        assert_eq!(find(b"~", 32), Found::Other);
+        assert_eq!(
+            find(
+                b"* welcome, guest-1! you are in lobby; mail me @ home ~",
+                32
+            ),
+            Found::Other
+        );
     }
 
     #[test]

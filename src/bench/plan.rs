@@ -216,11 +216,11 @@ mod tests {
 
     #[test]
     fn size_must_carry_the_largest_stamp() {
-        // 1e9 messages need 6 base-62 digits, 1e12 us need 7: 4 + 1 + 6 + 7 + 2.
+        // 1e9 messages need 6 base-62 digits, 1e12 us need 7: 5 + 1 + 6 + 7 + 2.
         let long = Duration::from_secs(1_000_000);
         assert_eq!(
             Plan::new(1, 1, 1_000_000_000, 16, None, long),
-            Err(PlanError::SizeTooSmall { size: 16, min: 20 })
+            Err(PlanError::SizeTooSmall { size: 16, min: 21 })
         );
         assert!(Plan::new(100, 1, 10_000, 16, None, T).is_ok());
     }

@@ -75,10 +75,10 @@ pub(crate) async fn run(
             },
         }
     };
-    if let Some(why) = why {
-        if !shared.stop.is_cancelled() {
-            shared.note_error(format!("client {idx}: {why}"));
-        }
+    if let Some(why) = why
+        && !shared.stop.is_cancelled()
+    {
+        shared.note_error(format!("client {idx}: {why}"));
     }
     let mut tally = inbox.finish(&shared);
     tally.end = end;
@@ -110,10 +110,10 @@ async fn connect_paced(
         ACCEPT_HOLD
     };
     // An end of stream or error here shows up again on the next read.
-    if let Ok(Ok(n)) = tokio::time::timeout(hold, stream.read_buf(&mut greeting)).await {
-        if n > 0 {
-            shared.greets.store(true, Ordering::Relaxed);
-        }
+    if let Ok(Ok(n)) = tokio::time::timeout(hold, stream.read_buf(&mut greeting)).await
+        && n > 0
+    {
+        shared.greets.store(true, Ordering::Relaxed);
     }
     Some(Ok((stream, greeting)))
 }
@@ -175,11 +175,12 @@ fn take_lines(
             Line::Text(t) => payload::find(t, size),
             Line::Overlong => Found::Other,
         };
-        if found == Found::Garbled && inbox.tally.garbled < 3 {
-            if let Line::Text(t) = line {
-                let text = for_terminal(&String::from_utf8_lossy(t));
-                tracing::debug!("client {idx}: garbled line {text:?}");
-            }
+        if found == Found::Garbled
+            && inbox.tally.garbled < 3
+            && let Line::Text(t) = line
+        {
+            let text = for_terminal(&String::from_utf8_lossy(t));
+            tracing::debug!("client {idx}: garbled line {text:?}");
         }
         inbox.on_found(shared, found, now_us);
     });

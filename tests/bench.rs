@@ -1,0 +1,309 @@
+//! `soquete bench chat` against real servers, with small numbers: the
+//! chapter's chat server (raw), `ncat --chat` (raw, no echo, a prefix),
+//! soquete's own server (native, and raw through its line relay). Each
+//! checks that every expected delivery arrived and the exit status, never
+//! how fast. And the bench must stop by itself, with one clear error line,
+//! when the server is unreachable or dies mid-run.
+//!
+//! `ncat` tests are skipped with a note when it is missing, unless
+//! `SOQUETE_REQUIRE_INTEROP=1` (set by `.ci/run`).
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use common::Server;
+use serde_json::Value;
+
+/// Runs `soquete bench chat ARGS… --json` (≤ 60 s); returns the status,
+/// the parsed report (if one was printed) and stderr.
+fn bench(args: &[&str]) -> (ExitStatus, Option<Value>, String) {
+    let mut all = vec!["bench", "chat"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (status, out, err) = common::run_with_input(&all, b"", Duration::from_secs(60));
+    let report = serde_json::from_str(out.trim()).ok();
+    (status, report, err)
+}
+
+/// Asserts a run delivered everything it expected, cleanly.
+fn assert_complete(status: ExitStatus, report: &Option<Value>, err: &str) -> Value {
+    let r = report
+        .clone()
+        .unwrap_or_else(|| panic!("no JSON report; stderr:\n{err}"));
+    assert!(
+        status.success(),
+        "exit {status:?}; report {r}; stderr:\n{err}"
+    );
+    assert_eq!(r["delivered"], r["expected"], "report {r}");
+    assert_eq!(r["stopped"], "complete", "report {r}");
+    for (what, n) in r["errors"].as_object().unwrap() {
+        assert_eq!(n, 0, "{what} in report {r}");
+    }
+    r
+}
+
+fn soquete_chat_server() -> Server {
+    Server::start(&[
+        "chat",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-limit",
+        "0",
+        "--max-per-ip",
+        "0",
+        "--history",
+        "0",
+    ])
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ncat --chat` on a free port, killed on drop.
+struct Ncat {
+    child: Child,
+    addr: String,
+}
+
+impl Ncat {
+    /// Starts it, or `None` (with a note) when ncat is not installed.
+    fn start() -> Option<Ncat> {
+        let found = Command::new("ncat")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var("SOQUETE_REQUIRE_INTEROP").is_err(),
+                "ncat is required for the interop tests (apt-get install ncat)"
+            );
+            eprintln!("note: ncat not installed; skipping the ncat bench test");
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("ncat")
+            .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ncat --chat");
+        let addr = format!("127.0.0.1:{port}");
+        let up = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        assert!(up, "ncat did not start listening");
+        Some(Ncat { child, addr })
+    }
+}
+
+impl Drop for Ncat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn raw_bench_against_the_chapter_server_gets_every_delivery() {
+    let server = Server::python("chapter_chat_server.py", &["0"]);
+    let pid = server.child.id().to_string();
+    let (status, report, err) = bench(&[
+        &server.addr_str(),
+        "--raw",
+        "--clients",
+        "5",
+        "--messages",
+        "200",
+        "--server-pid",
+        &pid,
+    ]);
+    let r = assert_complete(status, &report, &err);
+    // Servidor.py relays to everyone, the sender included.
+    assert_eq!(r["server_echoes"], true);
+    assert_eq!(r["expected"], 1000);
+    assert_eq!(r["mode"], "raw");
+}
+
+#[test]
+fn raw_bench_against_ncat_chat_expects_no_echo_and_reads_past_the_prefix() {
+    let Some(ncat) = Ncat::start() else {
+        return;
+    };
+    // Paced: ncat puts its `<userN> ` prefix wherever one of its reads
+    // begins, even mid-line, so a burst would (rightly) count garbled lines.
+    let (status, report, err) = bench(&[
+        &ncat.addr,
+        "--raw",
+        "--clients",
+        "5",
+        "--messages",
+        "200",
+        "--rate",
+        "2000",
+    ]);
+    let r = assert_complete(status, &report, &err);
+    assert_eq!(r["server_echoes"], false);
+    assert_eq!(r["expected"], 200 * 4);
+    // Its `<announce>` lines are not messages and not errors.
+    assert!(r["other_lines"].as_u64().unwrap() > 0, "report {r}");
+}
+
+#[test]
+fn native_bench_against_soquete_gets_every_delivery_and_the_server_cost() {
+    let server = soquete_chat_server();
+    let pid = server.child.id().to_string();
+    let (status, report, err) = bench(&[
+        &server.addr_str(),
+        "--clients",
+        "5",
+        "--messages",
+        "200",
+        "--senders",
+        "2",
+        "--server-pid",
+        &pid,
+    ]);
+    let r = assert_complete(status, &report, &err);
+    assert_eq!(r["mode"], "native");
+    assert_eq!(r["expected"], 1000);
+    assert_eq!(r["sent"], 200);
+    assert!(r["latency_ms"]["max"].as_f64().unwrap() > 0.0, "report {r}");
+    if cfg!(target_os = "linux") {
+        assert!(r["server"]["cpu_s"].is_number(), "report {r}");
+        assert!(
+            r["server"]["peak_rss_kib"].as_u64().unwrap() > 0,
+            "report {r}"
+        );
+    }
+}
+
+#[test]
+fn open_loop_sends_on_schedule_and_still_gets_every_delivery() {
+    let server = soquete_chat_server();
+    let (status, report, err) = bench(&[
+        &server.addr_str(),
+        "--clients",
+        "3",
+        "--messages",
+        "100",
+        "--senders",
+        "2",
+        "--rate",
+        "1000",
+    ]);
+    let r = assert_complete(status, &report, &err);
+    assert_eq!(r["load"], "open");
+    // The last of 50 messages per sender at 500/s is due after 98 ms or
+    // more: a pacing check, not a speed one.
+    assert!(r["elapsed_s"].as_f64().unwrap() >= 0.09, "report {r}");
+}
+
+#[test]
+fn raw_bench_through_soquetes_line_relay_reads_past_the_name() {
+    let server = soquete_chat_server();
+    let (status, report, err) = bench(&[
+        &server.addr_str(),
+        "--raw",
+        "--clients",
+        "4",
+        "--messages",
+        "100",
+    ]);
+    assert_complete(status, &report, &err);
+}
+
+#[test]
+fn unreachable_server_is_one_clear_error() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (status, report, err) = bench(&[&addr, "--clients", "3", "--messages", "10"]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: 3 of 3 clients could not connect") && last.contains(&addr),
+        "last line: {last}"
+    );
+    let r = report.expect("a report even when nothing connected");
+    assert_eq!(r["errors"]["connect_failures"], 3);
+}
+
+#[test]
+fn bench_stops_by_itself_when_the_server_dies_mid_run() {
+    let mut server = soquete_chat_server();
+    let addr = server.addr_str();
+    // 100,000 messages at 500/s would take 200 s.
+    let mut child = Command::new(common::bin())
+        .args([
+            "bench",
+            "chat",
+            &addr,
+            "--clients",
+            "4",
+            "--messages",
+            "100000",
+        ])
+        .args(["--rate", "500", "--timeout", "300s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bench");
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    assert!(
+        server
+            .wait_for_log("connected as", Duration::from_secs(10))
+            .is_some(),
+        "clients did not join"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let status = common::wait_timeout(&mut child, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let err = err_reader.join().unwrap();
+    let status =
+        status.unwrap_or_else(|| panic!("bench still running 20 s after the server died:\n{err}"));
+    assert_eq!(status.code(), Some(1), "stderr:\n{err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: only ") && last.contains("every client was disconnected"),
+        "last line: {last}"
+    );
+}
+
+#[test]
+fn a_size_too_small_for_the_stamps_is_refused() {
+    let (status, _, err) = bench(&[
+        "127.0.0.1:9",
+        "--clients",
+        "1",
+        "--messages",
+        "1000000000",
+        "--size",
+        "16",
+        "--timeout",
+        "1000000s",
+    ]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{err}");
+    assert!(err.contains("--size 16 cannot carry"), "stderr:\n{err}");
+}
