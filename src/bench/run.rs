@@ -10,19 +10,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::client::{End, Joined, Shared, Tally, Writer};
-use super::payload::{Kind, Stamp};
 use super::plan::Plan;
 use super::procstat::ServerProcess;
 use super::report::{Errors, Report, ServerUsage};
 use super::stats::{cpu_seconds, latency_ms, per_million, per_second, thousands};
 use super::{native, raw, sender};
+
+mod probe;
 use crate::net::Shutdown;
 
 /// TCP connects (and native handshakes) in progress at once.
@@ -39,14 +38,6 @@ const RAW_CONNECTS_IN_FLIGHT: usize = 4;
 const SETTLE_QUIET: Duration = Duration::from_millis(200);
 /// Longest wait for it to settle; the run goes on regardless after that.
 const SETTLE_MAX: Duration = Duration::from_secs(30);
-/// Raw: a probe from client 0 this often until every client heard one.
-const PROBE_EVERY: Duration = Duration::from_millis(100);
-/// Raw: once all others heard a probe, how long client 0 may take to hear
-/// its own before the server counts as not echoing.
-const ECHO_GRACE: Duration = Duration::from_millis(500);
-/// Raw: a client that heard no probe for this long connects again (see
-/// [`RAW_CONNECTS_IN_FLIGHT`] for how a server can drop a connect silently).
-const REJOIN_EVERY: Duration = Duration::from_secs(2);
 /// No byte to any client for this long while sending: the run is stuck.
 const STALL: Duration = Duration::from_secs(5);
 /// How often the run checks on itself while sending.
@@ -251,83 +242,6 @@ impl Run {
             _ = tokio::time::sleep(d) => Ok(()),
             _ = tokio::time::sleep_until(self.deadline) => Err(Stop::Timeout),
             _ = self.shutdown.cancelled() => Err(Stop::Interrupted),
-        }
-    }
-
-    /// Raw: probes from client 0 until every other client heard one; the
-    /// server echoes if client 0 heard one too.
-    async fn find_echo(&self, writers: &[Writer]) -> Result<bool, Stop> {
-        let sh = &self.shared;
-        let others = self.cfg.plan.clients as usize - 1;
-        let mut all_heard_at = None;
-        let mut next_probe = Instant::now();
-        let mut next_rejoin = Instant::now() + REJOIN_EVERY;
-        for seq in 0.. {
-            let own = sh.probe_seen[0].load(Ordering::SeqCst);
-            let heard = sh.probes_seen.load(Ordering::SeqCst) - usize::from(own);
-            if heard >= others {
-                if own {
-                    return Ok(true);
-                }
-                let at = *all_heard_at.get_or_insert_with(Instant::now);
-                if at.elapsed() >= ECHO_GRACE {
-                    return Ok(false);
-                }
-            }
-            if sh.dropped.load(Ordering::SeqCst) > 0 {
-                return Err(Stop::NotConnected);
-            }
-            if Instant::now() >= self.deadline {
-                sh.note_error(format!(
-                    "only {heard} of {others} clients heard client 0's probes"
-                ));
-                return Err(Stop::NotListening);
-            }
-            if Instant::now() >= next_probe {
-                self.send_probe(&writers[0], seq).await;
-                next_probe = Instant::now() + PROBE_EVERY;
-            }
-            if Instant::now() >= next_rejoin {
-                self.rejoin_the_deaf(heard == 0);
-                next_rejoin = Instant::now() + REJOIN_EVERY;
-            }
-            tokio::select! {
-                _ = sh.events.notified() => {}
-                _ = tokio::time::sleep_until(next_probe.min(self.deadline)) => {}
-                _ = self.shutdown.cancelled() => return Err(Stop::Interrupted),
-            }
-        }
-        unreachable!("the probe loop returns")
-    }
-
-    /// Has every client that heard no probe connect again; client 0 too
-    /// when nobody heard its probes (then it may be the one not accepted).
-    fn rejoin_the_deaf(&self, prober_too: bool) {
-        let sh = &self.shared;
-        let skip = usize::from(!prober_too);
-        let mut deaf = 0;
-        for idx in skip..self.cfg.plan.clients as usize {
-            if !sh.probe_seen[idx].load(Ordering::SeqCst) {
-                sh.rejoin[idx].notify_one();
-                deaf += 1;
-            }
-        }
-        tracing::info!(
-            "{deaf} clients heard no probe: connecting them again (the server may have dropped their handshakes)"
-        );
-    }
-
-    async fn send_probe(&self, writer: &Writer, seq: u64) {
-        let stamp = Stamp {
-            kind: Kind::Probe,
-            sender: 0,
-            seq,
-            sent_us: self.shared.now_us(),
-        };
-        let mut out = BytesMut::new();
-        if sender::put_message(&self.shared, &stamp, &mut out).is_ok() {
-            // A failed write shows up as client 0 dropping.
-            let _ = writer.lock().await.write_all(&out).await;
         }
     }
 
