@@ -7,31 +7,38 @@
 //! turn, cycling), then the stream. `k == 0` feeds the stream as one read.
 //!
 //! Checked, for every input:
-//! 1. no panic; no message is empty or contains `\n`; no message comes from
-//!    more than `max_len` input bytes;
+//! 1. no panic; no message is empty or contains `\n`; no message is longer
+//!    than `max_len` bytes (of UTF-8, after invalid bytes became U+FFFD);
+//!    each message is all or part of the lossy decoding of a run of at most
+//!    `max_len` consecutive input bytes;
 //! 2. content, whatever the chunking: the messages concatenated, with every
 //!    `\r` removed, equal the input split at each `\n` into lines, each line
 //!    decoded on its own with `String::from_utf8_lossy`, concatenated, with
 //!    every `\r` removed. (Lines are independent: `\n` ends any partial
 //!    character. Inside a line the splitter only cuts where lossy decoding of
-//!    the parts equals lossy decoding of the whole.)
+//!    the parts equals lossy decoding of the whole: at character boundaries,
+//!    before an ASCII `\r`, or in the decoded text.) When the stream starts
+//!    with `\n` (line mode from the first byte) it holds without removing
+//!    every `\r`: the messages concatenated equal the lines, each minus one
+//!    trailing `\r` and decoded with `String::from_utf8_lossy`, concatenated;
 //! 3. exact messages: equal to a byte-at-a-time model of the module's rules —
 //!    a `\n` ends the message (dropping one `\r` before it); until the first
 //!    `\n` each read ends a message (keeping back an incomplete trailing
-//!    character, dropping one trailing `\r`); reaching `max_len` bytes emits
-//!    what ends on a character boundary (nothing dropped); flush ends the
-//!    rest (dropping one trailing `\r`); empty messages are not emitted.
-//! 4. the module's promises that the rules above do not keep (known bugs;
-//!    name one in `SOQUETE_FUZZ_SKIP`, comma separated, to skip its check
-//!    and look for other bugs while it is open):
-//!    - `lossy_len`: "a message never exceeds `max_len` bytes" -- but each
-//!      invalid byte becomes U+FFFD, three bytes, after the cut is made;
-//!    - `cr_at_cap`: "a `\r` before `\n` is dropped" -- but not when the
-//!      `\r` is the last byte before the `max_len` cut.
+//!    character, dropping one `\r` at the end of the rest); reaching `max_len`
+//!    pending bytes emits what ends on a character boundary and keeps the
+//!    incomplete character — or, if there is none and the last byte is `\r`,
+//!    keeps that `\r` (nothing dropped); flush ends the rest (dropping one
+//!    trailing `\r`); each emitted run of bytes is decoded lossily and the
+//!    text cut greedily at character boundaries into pieces of at most
+//!    `max_len` bytes; empty messages are not emitted;
+//! 4. a `\r` right before a `\n` never reaches a message: checked at each
+//!    `max_len` cut, where it can be the last byte of what is emitted (3
+//!    drops it everywhere else).
+//!
+//! The length bound of 1 and all of 4 caught real bugs, since fixed; their
+//! inputs are in `fuzz/regressions/raw_splitter/` (see `fuzz/README.md`).
 
 #![no_main]
-
-use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use soquete::wire::raw::RawSplitter;
@@ -43,6 +50,8 @@ enum EndedBy {
     Read,
     Cap,
     Flush,
+    /// Not the last piece of its run: the decoded text was over `max_len`.
+    Decoded,
 }
 
 /// One message of the model, with where it came from in the input.
@@ -50,10 +59,13 @@ enum EndedBy {
 struct ModelMsg {
     text: String,
     end: EndedBy,
-    /// Input bytes the message was made from (before lossy decoding).
+    /// Input bytes of the run the message was decoded from (all of it or a
+    /// piece), after a dropped `\r`.
     source_len: usize,
     /// Input index just past the last of those bytes.
     until: usize,
+    /// Whether the run's last byte is `\r` (kept in the text if not dropped).
+    source_ends_cr: bool,
 }
 
 /// A deliberately simple re-statement of the splitter's rules, one byte at a
@@ -91,20 +103,29 @@ impl Model {
     /// trailing `\r`. `at` is the input index after the last byte seen.
     fn emit(&mut self, keep: usize, strip_cr: bool, end: EndedBy, at: usize) {
         let tail = self.pending.split_off(self.pending.len() - keep);
-        let mut msg = std::mem::replace(&mut self.pending, tail);
+        let mut run = std::mem::replace(&mut self.pending, tail);
         let until = at - keep;
-        if strip_cr && msg.last() == Some(&b'\r') {
-            msg.pop();
+        if strip_cr && run.last() == Some(&b'\r') {
+            run.pop();
         }
-        if !msg.is_empty() {
-            let text = String::from_utf8_lossy(&msg).into_owned();
-            let source_len = msg.len();
-            self.out.push(ModelMsg {
-                text,
-                end,
-                source_len,
-                until,
-            });
+        let msg = |text: String, end| ModelMsg {
+            text,
+            end,
+            source_len: run.len(),
+            until,
+            source_ends_cr: run.last() == Some(&b'\r'),
+        };
+        // Greedy: each piece takes characters while they fit in `max_len`.
+        let mut piece = String::new();
+        for c in String::from_utf8_lossy(&run).chars() {
+            if piece.len() + c.len_utf8() > self.max_len {
+                let full = std::mem::take(&mut piece);
+                self.out.push(msg(full, EndedBy::Decoded));
+            }
+            piece.push(c);
+        }
+        if !piece.is_empty() {
+            self.out.push(msg(piece, end));
         }
     }
 
@@ -121,6 +142,9 @@ impl Model {
                     let mut keep = incomplete_tail_len(&self.pending);
                     if keep == self.pending.len() {
                         keep = 0;
+                    }
+                    if keep == 0 && b == b'\r' {
+                        keep = 1; // a `\n` may follow and drop it
                     }
                     self.emit(keep, false, EndedBy::Cap, at);
                 }
@@ -139,20 +163,6 @@ impl Model {
 
 fn strip_cr(s: &str) -> String {
     s.chars().filter(|&c| c != '\r').collect()
-}
-
-/// Whether the known-bug check `name` is listed in `SOQUETE_FUZZ_SKIP`.
-fn skipped(name: &str) -> bool {
-    static SKIP: OnceLock<Vec<String>> = OnceLock::new();
-    SKIP.get_or_init(|| {
-        std::env::var("SOQUETE_FUZZ_SKIP")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .collect()
-    })
-    .iter()
-    .any(|s| s == name)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -199,41 +209,42 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // 2. Content, independent of the chunking.
-    let expected: String = stream
-        .split(|&b| b == b'\n')
+    let lines = || stream.split(|&b| b == b'\n');
+    let expected: String = lines()
         .map(|line| strip_cr(&String::from_utf8_lossy(line)))
         .collect();
     assert_eq!(strip_cr(&got.concat()), expected, "content differs");
+    if stream.first() == Some(&b'\n') {
+        let exact: String = lines()
+            .map(|line| String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)))
+            .collect();
+        assert_eq!(got.concat(), exact, "content differs in line mode");
+    }
 
     // 3. Exact messages.
     let want: Vec<&str> = model.out.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(got, want, "messages differ from the model");
 
-    // (1. continued, now that the model is known to agree.)
+    // 1. (continued) Lengths.
+    for m in &got {
+        assert!(
+            m.len() <= effective_max,
+            "message of {} bytes over max_len {effective_max}: {m:?}",
+            m.len()
+        );
+    }
     for m in &model.out {
         assert!(m.source_len <= effective_max, "{m:?} over {effective_max}");
     }
 
-    // 4. Known bugs.
-    if !skipped("lossy_len") {
-        for m in &got {
-            assert!(
-                m.len() <= effective_max,
-                "message of {} bytes over max_len {effective_max}: {m:?}",
-                m.len()
-            );
-        }
-    }
-    if !skipped("cr_at_cap") {
-        for m in &model.out {
-            let cr_before_newline = m.end == EndedBy::Cap
-                && m.text.ends_with('\r')
-                && stream.get(m.until) == Some(&b'\n');
-            assert!(
-                !cr_before_newline,
-                "a \\r right before \\n was kept at the max_len cut: {:?}",
-                m.text
-            );
-        }
+    // 4. No `\r` of a `\r\n` kept at the cut (checked against the model,
+    // now known to agree).
+    for m in &model.out {
+        let kept_cr_before_newline =
+            m.end == EndedBy::Cap && m.source_ends_cr && stream.get(m.until) == Some(&b'\n');
+        assert!(
+            !kept_cr_before_newline,
+            "a \\r right before \\n was kept at the max_len cut: {m:?}"
+        );
     }
 });
