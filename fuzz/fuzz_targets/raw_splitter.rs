@@ -35,8 +35,8 @@
 //!    `max_len` cut, where it can be the last byte of what is emitted (3
 //!    drops it everywhere else).
 //!
-//! The length bound of 1 and all of 4 caught real bugs, since fixed; their
-//! inputs are in `fuzz/regressions/raw_splitter/` (see `fuzz/README.md`).
+//! The inputs of the bugs these checks found are in
+//! `fuzz/regressions/raw_splitter/`; `fuzz/README.md` says which are fixed.
 
 #![no_main]
 
