@@ -60,10 +60,11 @@ impl RawSplitter {
     }
 
     /// Ends the current message (at EOF, or when the peer went quiet).
-    pub fn flush(&mut self) -> Option<String> {
+    /// Several messages when the tail decodes to more than `max_len` bytes.
+    pub fn flush(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         self.finish_message(&mut out, true);
-        out.pop()
+        out
     }
 
     /// Whether bytes are waiting for a newline.
@@ -201,8 +202,8 @@ mod tests {
     fn tail_is_flushed_at_eof() {
         let mut s = RawSplitter::new(4096);
         s.push(b"x\nhalf");
-        assert_eq!(s.flush().as_deref(), Some("half"));
-        assert_eq!(s.flush(), None);
+        assert_eq!(s.flush(), vec!["half"]);
+        assert!(s.flush().is_empty());
     }
 
     #[test]
@@ -254,6 +255,13 @@ mod tests {
         got.extend(s.flush()); // line mode: the unterminated tail waits
         assert_eq!(got.concat(), "x".repeat(20));
         assert!(got.iter().all(|m| m.len() <= 8));
+    }
+
+    #[test]
+    fn flush_returns_every_piece_of_a_long_tail() {
+        let mut s = RawSplitter::new(4);
+        assert!(s.push(b"\n\xFF\xFF").is_empty());
+        assert_eq!(s.flush(), vec!["\u{FFFD}", "\u{FFFD}"]);
     }
 
     #[test]
