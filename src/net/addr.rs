@@ -11,17 +11,14 @@ use tokio::net::{TcpListener, UdpSocket};
 pub enum AddrError {
     #[error("'{0}' is not host:port (IPv6 as [::1]:8000)")]
     Syntax(String),
-    #[error("cannot resolve '{addr}': {source}")]
-    Resolve {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("cannot resolve '{addr}': {cause}")]
+    Resolve { addr: String, cause: std::io::Error },
     #[error("'{0}' resolves to no address")]
     NoAddress(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -47,9 +44,9 @@ pub async fn resolve(s: &str) -> Result<Vec<SocketAddr>, AddrError> {
     }
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(s)
         .await
-        .map_err(|source| AddrError::Resolve {
+        .map_err(|cause| AddrError::Resolve {
             addr: s.to_owned(),
-            source,
+            cause,
         })?
         .collect();
     if addrs.is_empty() {
@@ -78,10 +75,10 @@ pub fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, AddrError> {
         socket.listen(1024)?;
         TcpListener::from_std(socket.into())
     };
-    let listener = bind(addr).map_err(|source| AddrError::Bind { addr, source })?;
+    let listener = bind(addr).map_err(|cause| AddrError::Bind { addr, cause })?;
     let local = listener
         .local_addr()
-        .map_err(|source| AddrError::Bind { addr, source })?;
+        .map_err(|cause| AddrError::Bind { addr, cause })?;
     announce(local);
     Ok(listener)
 }
@@ -90,10 +87,10 @@ pub fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, AddrError> {
 pub async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, AddrError> {
     let socket = UdpSocket::bind(addr)
         .await
-        .map_err(|source| AddrError::Bind { addr, source })?;
+        .map_err(|cause| AddrError::Bind { addr, cause })?;
     let local = socket
         .local_addr()
-        .map_err(|source| AddrError::Bind { addr, source })?;
+        .map_err(|cause| AddrError::Bind { addr, cause })?;
     announce(local);
     Ok(socket)
 }

@@ -60,10 +60,11 @@ impl RawSplitter {
     }
 
     /// Ends the current message (at EOF, or when the peer went quiet).
-    pub fn flush(&mut self) -> Option<String> {
+    /// Several messages when the tail decodes to more than `max_len` bytes.
+    pub fn flush(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         self.finish_message(&mut out, true);
-        out.pop()
+        out
     }
 
     /// Whether bytes are waiting for a newline.
@@ -80,10 +81,14 @@ impl RawSplitter {
             }
             self.pending.extend_from_slice(&bytes[..room]);
             bytes = &bytes[room..];
-            // Cap reached: emit what ends on a character boundary, keep the rest.
-            let cut = char_boundary_cut(&self.pending);
+            // Cap reached: emit what ends on a character boundary, keep the
+            // rest -- and keep a final `\r` too, in case a `\n` follows it.
+            let mut cut = char_boundary_cut(&self.pending);
+            if cut == self.pending.len() && cut > 1 && self.pending[cut - 1] == b'\r' {
+                cut -= 1;
+            }
             let tail = self.pending.split_off(cut);
-            push_text(&self.pending, out);
+            push_text(&self.pending, self.max_len, out);
             self.pending = tail;
         }
     }
@@ -101,13 +106,26 @@ impl RawSplitter {
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        push_text(&line, out);
+        push_text(&line, self.max_len, out);
     }
 }
 
-fn push_text(bytes: &[u8], out: &mut Vec<String>) {
-    if !bytes.is_empty() {
-        out.push(String::from_utf8_lossy(bytes).into_owned());
+/// Emits `bytes` as text. Each invalid byte becomes U+FFFD (3 bytes), so the
+/// decoded text may be longer than its bytes: it is cut again at character
+/// boundaries to stay within `max_len`.
+fn push_text(bytes: &[u8], max_len: usize, out: &mut Vec<String>) {
+    let text = String::from_utf8_lossy(bytes);
+    let mut rest: &str = &text;
+    while rest.len() > max_len {
+        let mut cut = max_len;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(rest[..cut].to_owned());
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        out.push(rest.to_owned());
     }
 }
 
@@ -184,8 +202,8 @@ mod tests {
     fn tail_is_flushed_at_eof() {
         let mut s = RawSplitter::new(4096);
         s.push(b"x\nhalf");
-        assert_eq!(s.flush().as_deref(), Some("half"));
-        assert_eq!(s.flush(), None);
+        assert_eq!(s.flush(), vec!["half"]);
+        assert!(s.flush().is_empty());
     }
 
     #[test]
@@ -237,6 +255,35 @@ mod tests {
         got.extend(s.flush()); // line mode: the unterminated tail waits
         assert_eq!(got.concat(), "x".repeat(20));
         assert!(got.iter().all(|m| m.len() <= 8));
+    }
+
+    #[test]
+    fn flush_returns_every_piece_of_a_long_tail() {
+        let mut s = RawSplitter::new(4);
+        assert!(s.push(b"\n\xFF\xFF").is_empty());
+        assert_eq!(s.flush(), vec!["\u{FFFD}", "\u{FFFD}"]);
+    }
+
+    #[test]
+    fn crlf_at_the_length_cap_loses_the_cr() {
+        let mut s = RawSplitter::new(4);
+        assert_eq!(s.push(b"abc\r\n"), vec!["abc"]);
+        let mut s = RawSplitter::new(4);
+        s.push(b"\n");
+        assert_eq!(s.push(b"abc\rd\n"), vec!["abc", "\rd"]);
+    }
+
+    #[test]
+    fn replacement_characters_do_not_exceed_the_cap() {
+        let mut s = RawSplitter::new(5);
+        let got = s.push(&[0x8A, 0xB7]);
+        assert_eq!(got.concat(), "\u{FFFD}\u{FFFD}");
+        assert!(got.iter().all(|m| m.len() <= 5), "{got:?}");
+        let mut s = RawSplitter::new(4096);
+        let mut got = s.push(&[0xE9; 4096]);
+        got.extend(s.flush()); // the last 0xE9 could still start a character
+        assert!(got.iter().all(|m| m.len() <= 4096));
+        assert_eq!(got.concat().chars().count(), 4096);
     }
 
     #[test]

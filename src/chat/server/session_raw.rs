@@ -84,7 +84,7 @@ pub(crate) async fn run(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr
                 }
                 Ok(None) => {
                     // EOF: what was typed without a newline still counts.
-                    let inputs = splitter.flush().map(Input::Text).into_iter().collect();
+                    let inputs = splitter.flush().into_iter().map(Input::Text).collect();
                     offer_all(&ctx, id, &mut pacer, inputs);
                     let held = pacer.due(Instant::now() + super::pacer::MAX_DELAY);
                     ctx.hub(|h| held.into_iter().for_each(|i| { apply(h, id, i); }));
@@ -93,7 +93,7 @@ pub(crate) async fn run(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr
                 Err(e) => break format!("read error: {e}"),
             },
             _ = sleep_until_opt(tail_at) => {
-                let inputs = splitter.flush().map(Input::Text).into_iter().collect();
+                let inputs = splitter.flush().into_iter().map(Input::Text).collect();
                 if let Some(end) = offer_all(&ctx, id, &mut pacer, inputs) {
                     break end;
                 }
