@@ -175,9 +175,11 @@ impl Inbox {
         let codec = FrameCodec::new(DEFAULT_MAX_FRAME);
         loop {
             while let Some(f) = codec.decode_frame(&mut self.buf)? {
-                let m = ServerMsg::decode(&f)?;
-                let hit = done(&m);
-                self.msgs.push(m);
+                let mut hit = false;
+                for m in ServerMsg::decode(&f)?.expand() {
+                    hit |= done(&m);
+                    self.msgs.push(m);
+                }
                 if hit {
                     return Ok(std::mem::take(&mut self.msgs));
                 }

@@ -191,8 +191,10 @@ impl Conn {
                         );
                     }
                 };
-                if let Some(ending) = self.act(msg, now_us).await {
-                    return ending;
+                for msg in msg.expand() {
+                    if let Some(ending) = self.act(msg, now_us).await {
+                        return ending;
+                    }
                 }
             }
             if let Some(inbox) = &mut self.inbox {

@@ -151,6 +151,47 @@ pub struct ChatLine {
     pub text: String,
 }
 
+/// Consecutive messages of one sender to one room, stamped together: the
+/// server sends a burst this way so that each message costs its text and
+/// two length bytes on the wire, not a whole `Chat` frame. Message `i` has
+/// id `first_id + i`. [`ServerMsg::expand`] turns it into `Chat` messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRun {
+    pub first_id: u64,
+    pub ts_ms: u64,
+    pub kind: ChatKind,
+    pub room: String,
+    pub from: String,
+    pub texts: Vec<String>,
+}
+
+impl ChatRun {
+    /// Appends a `ChatRun` frame whose texts are already encoded as string
+    /// fields (`texts` holds `count` of them, back to back).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_prepared(
+        first_id: u64,
+        ts_ms: u64,
+        kind: ChatKind,
+        room: &str,
+        from: &str,
+        count: u16,
+        texts: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), FieldError> {
+        let mut p = BytesMut::with_capacity(32 + room.len() + from.len() + texts.len());
+        p.put_u64(first_id);
+        p.put_u64(ts_ms);
+        p.put_u8(kind as u8);
+        put_str(&mut p, room)?;
+        put_str(&mut p, from)?;
+        p.put_u16(count);
+        p.put_slice(texts);
+        encode_frame(t::CHAT_RUN, &p, dst);
+        Ok(())
+    }
+}
+
 /// A membership change as the server stamps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventLine {
@@ -173,6 +214,8 @@ pub enum ServerMsg {
         history: u16,
     },
     Chat(ChatLine),
+    /// Several chat messages in one frame (see [`ChatRun`]).
+    ChatRun(ChatRun),
     Event(EventLine),
     /// Reply to `Join`, before the room's history: who is there.
     Joined {
@@ -258,6 +301,7 @@ mod t {
     pub const S_PING: u8 = 0x8B;
     pub const S_PONG: u8 = 0x8C;
     pub const BYE: u8 = 0x8D;
+    pub const CHAT_RUN: u8 = 0x8E;
 }
 
 impl ClientMsg {
@@ -377,6 +421,28 @@ impl ClientMsg {
     }
 }
 
+impl ChatLine {
+    fn put_fields(&self, p: &mut BytesMut) -> Result<(), FieldError> {
+        p.put_u64(self.id);
+        p.put_u64(self.ts_ms);
+        p.put_u8(self.kind as u8);
+        p.put_u8(u8::from(self.history));
+        put_str(p, &self.room)?;
+        put_str(p, &self.from)?;
+        put_str(p, &self.to)?;
+        put_str(p, &self.text)
+    }
+
+    /// Appends this line as a `Chat` frame, exactly as
+    /// `ServerMsg::Chat(line).encode` would, without cloning it.
+    pub fn encode_frame(&self, dst: &mut BytesMut) -> Result<(), FieldError> {
+        let mut p = BytesMut::new();
+        self.put_fields(&mut p)?;
+        encode_frame(t::CHAT, &p, dst);
+        Ok(())
+    }
+}
+
 impl ServerMsg {
     /// Appends this message as one frame.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), FieldError> {
@@ -395,15 +461,20 @@ impl ServerMsg {
                 t::WELCOME
             }
             ServerMsg::Chat(c) => {
-                p.put_u64(c.id);
-                p.put_u64(c.ts_ms);
-                p.put_u8(c.kind as u8);
-                p.put_u8(u8::from(c.history));
-                put_str(&mut p, &c.room)?;
-                put_str(&mut p, &c.from)?;
-                put_str(&mut p, &c.to)?;
-                put_str(&mut p, &c.text)?;
+                c.put_fields(&mut p)?;
                 t::CHAT
+            }
+            ServerMsg::ChatRun(r) => {
+                let count = u16::try_from(r.texts.len())
+                    .map_err(|_| FieldError::StringTooLong(r.texts.len()))?;
+                let mut texts = BytesMut::new();
+                for text in &r.texts {
+                    put_str(&mut texts, text)?;
+                }
+                ChatRun::encode_prepared(
+                    r.first_id, r.ts_ms, r.kind, &r.room, &r.from, count, &texts, dst,
+                )?;
+                return Ok(());
             }
             ServerMsg::Event(e) => {
                 p.put_u64(e.id);
@@ -490,13 +561,7 @@ impl ServerMsg {
             t::CHAT => {
                 let id = r.u64().map_err(&f)?;
                 let ts_ms = r.u64().map_err(&f)?;
-                let kind_byte = r.u8().map_err(&f)?;
-                let chat_kind = match kind_byte {
-                    0 => ChatKind::Say,
-                    1 => ChatKind::Action,
-                    2 => ChatKind::Private,
-                    value => return Err(ChatWireError::BadValue { kind, value }),
-                };
+                let chat_kind = chat_kind(kind, r.u8().map_err(&f)?)?;
                 let flags = r.u8().map_err(&f)?;
                 ServerMsg::Chat(ChatLine {
                     id,
@@ -507,6 +572,22 @@ impl ServerMsg {
                     from: r.str().map_err(&f)?,
                     to: r.str().map_err(&f)?,
                     text: r.str().map_err(&f)?,
+                })
+            }
+            t::CHAT_RUN => {
+                let first_id = r.u64().map_err(&f)?;
+                let ts_ms = r.u64().map_err(&f)?;
+                let run_kind = chat_kind(kind, r.u8().map_err(&f)?)?;
+                let room = r.str().map_err(&f)?;
+                let from = r.str().map_err(&f)?;
+                let texts = r.str_list().map_err(&f)?;
+                ServerMsg::ChatRun(ChatRun {
+                    first_id,
+                    ts_ms,
+                    kind: run_kind,
+                    room,
+                    from,
+                    texts,
                 })
             }
             t::EVENT => {
@@ -579,6 +660,51 @@ impl ServerMsg {
         };
         r.finish().map_err(&f)?;
         Ok(msg)
+    }
+}
+
+fn chat_kind(frame: u8, value: u8) -> Result<ChatKind, ChatWireError> {
+    match value {
+        0 => Ok(ChatKind::Say),
+        1 => Ok(ChatKind::Action),
+        2 => Ok(ChatKind::Private),
+        value => Err(ChatWireError::BadValue { kind: frame, value }),
+    }
+}
+
+impl ServerMsg {
+    /// This message as the messages it stands for: a `ChatRun` becomes one
+    /// `Chat` per text, anything else stays as it is.
+    pub fn expand(self) -> Vec<ServerMsg> {
+        match self {
+            ServerMsg::ChatRun(r) => {
+                let ChatRun {
+                    first_id,
+                    ts_ms,
+                    kind,
+                    room,
+                    from,
+                    texts,
+                } = r;
+                texts
+                    .into_iter()
+                    .zip(first_id..)
+                    .map(|(text, id)| {
+                        ServerMsg::Chat(ChatLine {
+                            id,
+                            ts_ms,
+                            kind,
+                            history: false,
+                            room: room.clone(),
+                            from: from.clone(),
+                            to: String::new(),
+                            text,
+                        })
+                    })
+                    .collect()
+            }
+            other => vec![other],
+        }
     }
 }
 
@@ -664,6 +790,14 @@ mod tests {
                 to: String::new(),
                 text: "waves".into(),
             }),
+            ServerMsg::ChatRun(ChatRun {
+                first_id: 7,
+                ts_ms: 9,
+                kind: ChatKind::Say,
+                room: "lobby".into(),
+                from: "ana".into(),
+                texts: vec!["um".into(), "dois".into()],
+            }),
             ServerMsg::Event(EventLine {
                 id: 2,
                 ts_ms: 3,
@@ -698,6 +832,23 @@ mod tests {
         ] {
             roundtrip_server(m);
         }
+    }
+
+    #[test]
+    fn a_run_expands_to_chat_lines_with_consecutive_ids() {
+        let run = ServerMsg::ChatRun(ChatRun {
+            first_id: 41,
+            ts_ms: 5,
+            kind: ChatKind::Say,
+            room: "lobby".into(),
+            from: "ana".into(),
+            texts: vec!["a".into(), "b".into()],
+        });
+        let lines = run.expand();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            matches!(&lines[1], ServerMsg::Chat(c) if c.id == 42 && c.text == "b" && c.from == "ana")
+        );
     }
 
     #[test]

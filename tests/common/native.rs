@@ -16,6 +16,9 @@ pub struct NativeClient {
     codec: FrameCodec,
     /// Messages read but not yet taken by `expect`.
     pub seen: Vec<ServerMsg>,
+    /// Messages decoded but not yet returned by `next` (a `ChatRun` holds
+    /// several).
+    ready: std::collections::VecDeque<ServerMsg>,
     pub name: String,
 }
 
@@ -47,6 +50,7 @@ impl NativeClient {
             buf: BytesMut::new(),
             codec: FrameCodec::new(DEFAULT_MAX_FRAME),
             seen: Vec::new(),
+            ready: Default::default(),
             name: name.into(),
         }
     }
@@ -67,12 +71,17 @@ impl NativeClient {
     pub fn next(&mut self, limit: Duration) -> Option<ServerMsg> {
         let deadline = Instant::now() + limit;
         loop {
+            if let Some(m) = self.ready.pop_front() {
+                return Some(m);
+            }
             if let Some(f) = self
                 .codec
                 .decode_frame(&mut self.buf)
                 .expect("valid frames")
             {
-                return Some(ServerMsg::decode(&f).expect("valid message"));
+                let msg = ServerMsg::decode(&f).expect("valid message");
+                self.ready.extend(msg.expand());
+                continue;
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             self.stream
@@ -166,10 +175,10 @@ impl NativeClient {
 
     /// Every message still buffered (after `closed_within`).
     pub fn drain_buffered(&mut self) -> Vec<ServerMsg> {
-        let mut out = Vec::new();
+        let mut out: Vec<ServerMsg> = self.ready.drain(..).collect();
         while let Ok(Some(f)) = self.codec.decode_frame(&mut self.buf) {
             if let Ok(m) = ServerMsg::decode(&f) {
-                out.push(m);
+                out.extend(m.expand());
             }
         }
         out

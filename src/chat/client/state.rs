@@ -272,6 +272,15 @@ impl ClientState {
 
     /// Handles one frame from the server.
     pub fn on_server(&mut self, msg: ServerMsg) -> Output {
+        if matches!(msg, ServerMsg::ChatRun(_)) {
+            let mut all = Output::default();
+            for line in msg.expand() {
+                let out = self.on_server(line);
+                all.send.extend(out.send);
+                all.events.extend(out.events);
+            }
+            return all;
+        }
         match msg {
             ServerMsg::Chat(line) => self.on_chat(line),
             ServerMsg::Event(e) => Output::event(ClientEvent::Event(e)),
@@ -295,7 +304,9 @@ impl ClientState {
                 Output::default()
             }
             // A second welcome or an unasked pong changes nothing.
-            ServerMsg::Welcome { .. } | ServerMsg::Pong { .. } => Output::default(),
+            ServerMsg::Welcome { .. } | ServerMsg::Pong { .. } | ServerMsg::ChatRun(_) => {
+                Output::default()
+            }
         }
     }
 

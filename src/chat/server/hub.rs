@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use super::batch::RoomBatch;
 use super::outbox::{Farewell, Outbox, Refused};
 use super::render::{Flavor, Rendered, raw_line};
 use crate::chat::names::{self, NameError};
@@ -107,6 +108,13 @@ pub struct Hub {
     next_msg: u64,
     /// Latest time a caller passed in, for notices raised without one.
     clock_ms: u64,
+    /// Writers with newly queued frames, woken once the caller's batch is
+    /// done (see [`Hub::take_wakes`]).
+    wakes: Vec<Outbox>,
+    /// Messages to one room not yet handed to its members (see
+    /// `batch.rs`); sent before anything else is queued, so every client
+    /// sees everything in order.
+    batch: Option<RoomBatch>,
 }
 
 impl Hub {
@@ -122,6 +130,8 @@ impl Hub {
             next_guest: 1,
             next_msg: 1,
             clock_ms: 0,
+            wakes: Vec::new(),
+            batch: None,
         }
     }
 
@@ -148,6 +158,7 @@ impl Hub {
         outbox: Outbox,
         now_ms: u64,
     ) -> Result<(ClientId, String), RegisterError> {
+        self.flush_batch();
         self.clock_ms = self.clock_ms.max(now_ms);
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -204,6 +215,7 @@ impl Hub {
 
     /// Removes a client: out of every room, with a quit notice to the others.
     pub fn disconnect(&mut self, id: ClientId, reason: &str, now_ms: u64) {
+        self.flush_batch();
         self.clock_ms = self.clock_ms.max(now_ms);
         let Some(client) = self.clients.remove(&id) else {
             return;
@@ -251,15 +263,55 @@ impl Hub {
             to: String::new(),
             text: text.to_owned(),
         };
-        let mut rendered = Rendered::chat(&line, self.cfg.verbatim);
-        self.fan_out(&key, &mut rendered);
+        self.add_to_batch(&key, &line);
         self.remember(&key, line);
+    }
+
+    /// Adds a room message to the batch (sending the batch first if it is
+    /// for another room or full).
+    fn add_to_batch(&mut self, key: &str, line: &ChatLine) {
+        if self
+            .batch
+            .as_ref()
+            .is_some_and(|b| b.key != key || b.is_full())
+        {
+            self.flush_batch();
+        }
+        let want_raw = || {
+            self.rooms
+                .get(key)
+                .is_some_and(|r| r.members.iter().any(|m| m.flavor == Flavor::Raw))
+        };
+        let batch = match &mut self.batch {
+            Some(b) => b,
+            None => self
+                .batch
+                .insert(RoomBatch::new(key.to_owned(), want_raw())),
+        };
+        batch.add(line);
+        if batch.want_raw
+            && let Some(raw) = Rendered::chat(line, self.cfg.verbatim).for_flavor(Flavor::Raw)
+        {
+            batch.add_raw(&raw);
+        }
+    }
+
+    /// Hands the pending batch to its room's members.
+    fn flush_batch(&mut self) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        let key = batch.key.clone();
+        let (native, raw) = batch.finish();
+        let mut rendered = Rendered::prepared(native, raw);
+        self.fan_out(&key, &mut rendered);
     }
 
     /// Relays one raw read unchanged, as the chapter's server does
     /// (verbatim mode): the same bytes to every raw client in the lobby, and
     /// as a chat line to native ones.
     pub fn relay_verbatim(&mut self, id: ClientId, bytes: Bytes, now_ms: u64) {
+        self.flush_batch();
         self.clock_ms = self.clock_ms.max(now_ms);
         let Some(from) = self.clients.get(&id).map(|c| c.name.clone()) else {
             return;
@@ -281,6 +333,7 @@ impl Hub {
 
     /// A private message; the sender gets a copy.
     pub fn private(&mut self, id: ClientId, to: &str, text: &str, now_ms: u64) {
+        self.flush_batch();
         self.clock_ms = self.clock_ms.max(now_ms);
         let Some(from) = self.clients.get(&id).map(|c| c.name.clone()) else {
             return;
@@ -318,6 +371,7 @@ impl Hub {
     /// Joins a room (created on first join), replays its history, and tells
     /// its members.
     pub fn join(&mut self, id: ClientId, room: &str, now_ms: u64) {
+        self.flush_batch();
         self.clock_ms = self.clock_ms.max(now_ms);
         let room = match names::room_name(room) {
             Ok(r) => r,
@@ -396,6 +450,7 @@ impl Hub {
 
     /// Leaves a room; the lobby can be left too (a client may be in none).
     pub fn part(&mut self, id: ClientId, room: &str, now_ms: u64) {
+        self.flush_batch();
         self.clock_ms = self.clock_ms.max(now_ms);
         let key = names::key(room.strip_prefix('#').unwrap_or(room));
         let Some(client) = self.clients.get_mut(&id) else {
@@ -429,6 +484,7 @@ impl Hub {
 
     /// Renames a client, telling every room it is in.
     pub fn nick(&mut self, id: ClientId, new: &str, now_ms: u64) {
+        self.flush_batch();
         self.clock_ms = self.clock_ms.max(now_ms);
         let Some(old) = self.clients.get(&id).map(|c| c.name.clone()) else {
             return;
@@ -465,6 +521,7 @@ impl Hub {
 
     /// Lists a room's members to `id`.
     pub fn who(&mut self, id: ClientId, room: &str) {
+        self.flush_batch();
         let key = names::key(room.strip_prefix('#').unwrap_or(room));
         let Some(r) = self.rooms.get(&key) else {
             return self.error(id, ErrorCode::BadRoom, &format!("no room called {room}"));
@@ -488,6 +545,7 @@ impl Hub {
 
     /// Lists rooms and their sizes to `id`, largest first.
     pub fn list_rooms(&mut self, id: ClientId) {
+        self.flush_batch();
         let mut rooms: Vec<(String, u32)> = self
             .rooms
             .values()
@@ -520,6 +578,7 @@ impl Hub {
 
     /// Tells `id` something (a server notice).
     pub fn notice(&mut self, id: ClientId, text: &str) {
+        self.flush_batch();
         let msg = match self.flavor(id) {
             Some(Flavor::Native) => encode(&ServerMsg::Notice {
                 text: text.to_owned(),
@@ -533,6 +592,7 @@ impl Hub {
 
     /// Reports a non-fatal error to `id`.
     pub fn error(&mut self, id: ClientId, code: ErrorCode, text: &str) {
+        self.flush_batch();
         let msg = match self.flavor(id) {
             Some(Flavor::Native) => encode(&ServerMsg::Error {
                 code: code as u16,
@@ -617,10 +677,13 @@ impl Hub {
         };
         let mut slow = Vec::new();
         for m in &room.members {
-            if let Some(bytes) = rendered.for_flavor(m.flavor)
-                && m.outbox.push(bytes) == Err(Refused::Full)
-            {
-                slow.push(m.id);
+            let Some(bytes) = rendered.for_flavor(m.flavor) else {
+                continue;
+            };
+            match m.outbox.push_quiet(bytes) {
+                Ok(true) => self.wakes.push(m.outbox.clone()),
+                Ok(false) | Err(Refused::Closed) => {}
+                Err(Refused::Full) => slow.push(m.id),
             }
         }
         for id in slow {
@@ -632,9 +695,18 @@ impl Hub {
         let Some(c) = self.clients.get(&id) else {
             return;
         };
-        if c.outbox.push(bytes) == Err(Refused::Full) {
-            self.kick_slow(id);
+        match c.outbox.push_quiet(bytes) {
+            Ok(true) => self.wakes.push(c.outbox.clone()),
+            Ok(false) | Err(Refused::Closed) => {}
+            Err(Refused::Full) => self.kick_slow(id),
         }
+    }
+
+    /// The writers to wake now that a batch of calls is done. The caller
+    /// wakes them after releasing the hub, once each.
+    pub fn take_wakes(&mut self) -> Vec<Outbox> {
+        self.flush_batch();
+        std::mem::take(&mut self.wakes)
     }
 
     /// Drops a client that does not read: close it with a reason it can see

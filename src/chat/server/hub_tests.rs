@@ -37,7 +37,7 @@ fn decode_all(p: &mut Peer) -> Vec<ServerMsg> {
     for b in p.rx.drain_now() {
         let mut buf = BytesMut::from(&b[..]);
         while let Some(f) = codec.decode_frame(&mut buf).unwrap() {
-            out.push(ServerMsg::decode(&f).unwrap());
+            out.extend(ServerMsg::decode(&f).unwrap().expand());
         }
     }
     out
@@ -88,6 +88,7 @@ fn message_reaches_every_member_including_sender() {
         "Olá turma de redes industriais",
         2,
     );
+    hub.take_wakes(); // ends the batch, as a session does
     let want = vec![(
         "lobby".to_string(),
         "ana: Olá turma de redes industriais".to_string(),
@@ -106,7 +107,9 @@ fn rooms_are_isolated_and_need_membership() {
     decode_all(&mut ana);
     decode_all(&mut bo);
     hub.say(ana.id, "lab", ChatKind::Say, "só no lab", 3);
+    hub.take_wakes(); // ends the batch, as a session does
     hub.say(bo.id, "lab", ChatKind::Say, "intruso", 3);
+    hub.take_wakes(); // ends the batch, as a session does
     assert_eq!(
         chats(&mut ana),
         vec![("lab".into(), "ana: só no lab".into(), false)]
@@ -126,6 +129,7 @@ fn history_is_replayed_on_join_and_bounded() {
     let ana = native(&mut hub, "ana");
     for t in ["one", "two", "three"] {
         hub.say(ana.id, "lobby", ChatKind::Say, t, 2);
+        hub.take_wakes(); // ends the batch, as a session does
     }
     let mut bo = native(&mut hub, "bo");
     assert_eq!(
@@ -186,6 +190,7 @@ fn slow_reader_is_dropped_and_does_not_delay_others() {
     let mut delivered = 0;
     for i in 0..50 {
         hub.say(sender.id, "lobby", ChatKind::Say, &format!("m{i}"), 2);
+        hub.take_wakes(); // ends the batch, as a session does
         delivered += chats(&mut fast).len(); // the fast one keeps reading
     }
     assert_eq!(delivered, 50);
@@ -202,6 +207,7 @@ fn oversized_text_is_refused_with_an_error() {
     let mut ana = native(&mut hub, "ana");
     decode_all(&mut ana);
     hub.say(ana.id, "lobby", ChatKind::Say, "this is far too long", 2);
+    hub.take_wakes(); // ends the batch, as a session does
     assert!(
         matches!(&decode_all(&mut ana)[..], [ServerMsg::Error { code, .. }] if *code == ErrorCode::TooLong as u16)
     );
@@ -213,6 +219,7 @@ fn raw_clients_get_named_lines_and_switch_rooms() {
     let mut raw = join(&mut hub, None, Flavor::Raw, 64);
     let ana = native(&mut hub, "ana");
     hub.say(ana.id, "lobby", ChatKind::Say, "oi", 2);
+    hub.take_wakes(); // ends the batch, as a session does
     let text = raw_text(&mut raw);
     assert!(text.starts_with("* welcome, guest-1!"), "{text}");
     assert!(text.ends_with("* ana joined lobby\nana: oi\n"), "{text}");
@@ -238,6 +245,7 @@ fn verbatim_relay_sends_the_same_bytes_to_every_raw_client() {
     decode_all(&mut n);
     let msg = bytes::Bytes::from("Olá turma de redes industriais");
     hub.relay_verbatim(a.id, msg.clone(), 2);
+    hub.take_wakes(); // ends the batch, as a session does
     assert_eq!(a.rx.drain_now(), vec![msg.clone()]);
     assert_eq!(b.rx.drain_now(), vec![msg]);
     assert_eq!(
@@ -249,6 +257,7 @@ fn verbatim_relay_sends_the_same_bytes_to_every_raw_client() {
         )]
     );
     hub.say(n.id, "lobby", ChatKind::Say, "de volta", 3);
+    hub.take_wakes(); // ends the batch, as a session does
     assert_eq!(raw_text(&mut b), "de volta");
 }
 

@@ -3,6 +3,7 @@
 //! shared [`Hub`]. On shutdown every client is told the server is closing
 //! and the server returns within a second.
 
+pub mod batch;
 pub mod hub;
 pub mod outbox;
 pub mod pacer;
@@ -104,9 +105,18 @@ pub(crate) struct ServerCtx {
 
 impl ServerCtx {
     /// Runs `f` on the hub. The lock is never held across an `await`.
+    /// Writers that got frames are woken afterwards, once each, so a batch
+    /// of messages applied in one call costs each recipient one wake-up.
     pub(crate) fn hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
-        let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut hub)
+        let (result, wakes) = {
+            let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
+            let result = f(&mut hub);
+            (result, hub.take_wakes())
+        };
+        for w in wakes {
+            w.wake();
+        }
+        result
     }
 }
 

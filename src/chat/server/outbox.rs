@@ -1,21 +1,24 @@
 //! One client's outgoing side: a bounded queue of encoded frames (shared
 //! `Bytes`, one allocation per message for all recipients), a writer task
-//! that drains whatever is queued and writes it with one syscall, and a close
-//! signal with a farewell (a `Bye`, an error line) written before the socket
-//! is shut down.
+//! that takes everything queued and writes it with vectored writes, and a
+//! close signal with a farewell (a `Bye`, an error line) written before the
+//! socket is shut down.
 //!
-//! The hub only ever `try_send`s into the queue, so a client that stops
-//! reading fills its own queue and is disconnected; it never delays anyone
-//! else.
+//! The hub never waits on a queue: a client that stops reading fills its own
+//! queue and is disconnected; it never delays anyone else. The hub queues
+//! with [`Outbox::push_quiet`] and wakes each writer once per batch of
+//! messages ([`Outbox::wake`]), so a burst of N messages costs each client
+//! one wake-up and one write instead of N: that is where fan-out spends its
+//! time.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::io::IoSlice;
-
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Frames gathered into one vectored write (well under every OS's IOV_MAX).
@@ -43,32 +46,78 @@ pub struct Farewell {
     pub drain: bool,
 }
 
-/// The sending handle the hub holds for a client. Cloning is cheap.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    /// Encoded frames (or raw text lines) waiting for the writer.
-    tx: mpsc::Sender<Bytes>,
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<Bytes>,
+    /// Set with the close token, under the lock the hub takes anyway, so a
+    /// push need not also read the token.
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Frames waiting for the writer; never longer than `capacity`.
+    queue: Mutex<Queue>,
+    /// Most frames queued at once. Each costs 32 bytes plus its share of a
+    /// message that all recipients share.
+    capacity: usize,
+    /// Wakes the writer: frames were queued.
+    work: Notify,
+    /// Wakes a session waiting for room: the writer took frames.
+    room: Notify,
     /// Cancelled when the client must be closed.
     close: CancellationToken,
     /// What to write before closing; the first close reason wins.
-    farewell: Arc<Mutex<Option<Farewell>>>,
+    farewell: Mutex<Option<Farewell>>,
+}
+
+/// The sending handle the hub holds for a client. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
 }
 
 impl Outbox {
-    /// Queues one frame without waiting.
+    /// Queues one frame and wakes the writer.
     pub fn push(&self, frame: Bytes) -> Result<(), Refused> {
-        if self.close.is_cancelled() {
+        self.push_quiet(frame)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues one frame without waking the writer; returns whether the queue
+    /// was empty, i.e. whether the caller must [`wake`](Self::wake) it once
+    /// its batch is queued.
+    pub fn push_quiet(&self, frame: Bytes) -> Result<bool, Refused> {
+        let mut q = lock(&self.shared.queue);
+        if q.closed {
             return Err(Refused::Closed);
         }
-        self.tx.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Refused::Full,
-            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
-        })
+        if q.frames.len() >= self.shared.capacity {
+            return Err(Refused::Full);
+        }
+        let was_empty = q.frames.is_empty();
+        q.frames.push_back(frame);
+        Ok(was_empty)
+    }
+
+    /// Tells the writer there is work.
+    pub fn wake(&self) {
+        self.shared.work.notify_one();
+    }
+
+    /// Whether two handles are the same client's.
+    pub fn same(&self, other: &Outbox) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Whether less than a quarter of the queue is free.
     pub fn is_low(&self) -> bool {
-        self.tx.capacity() < self.tx.max_capacity() / 4
+        self.free() < self.shared.capacity / 4
+    }
+
+    fn free(&self) -> usize {
+        self.shared.capacity - lock(&self.shared.queue).frames.len()
     }
 
     /// Waits until at least `free` frames fit in the queue (capped at half
@@ -76,68 +125,85 @@ impl Outbox {
     /// so a client that sends faster than it reads its own copies is slowed
     /// down by TCP instead of overflowing its queue.
     pub async fn wait_for_room(&self, free: usize) {
-        let free = free.clamp(1, (self.tx.max_capacity() / 2).max(1));
-        if self.tx.capacity() >= free {
-            return;
+        let free = free.clamp(1, (self.shared.capacity / 2).max(1));
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.free() >= free || self.shared.close.is_cancelled() {
+                return;
+            }
+            room.await;
         }
-        // Permits are returned at once; only the waiting matters.
-        let _ = self.tx.reserve_many(free).await;
     }
 
     /// Asks the writer to write `farewell` and close. Only the first call counts.
     pub fn close(&self, farewell: Option<Farewell>) {
         {
-            let mut slot = self.farewell.lock().unwrap_or_else(|e| e.into_inner());
-            if self.close.is_cancelled() {
+            let mut slot = lock(&self.shared.farewell);
+            if self.shared.close.is_cancelled() {
                 return;
             }
             *slot = farewell;
         }
-        self.close.cancel();
+        lock(&self.shared.queue).closed = true;
+        self.shared.close.cancel();
+        // A session waiting for room must not wait for a writer that stopped.
+        self.shared.room.notify_waiters();
     }
 
     /// Whether a close was asked for.
     pub fn is_closing(&self) -> bool {
-        self.close.is_cancelled()
+        self.shared.close.is_cancelled()
     }
 
     /// Resolves when a close was asked for.
     pub async fn closing(&self) {
-        self.close.cancelled().await
+        self.shared.close.cancelled().await
     }
 }
 
-/// The receiving end, consumed by [`run_writer`].
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The writer's end, consumed by [`run_writer`].
 pub struct OutboxReceiver {
-    rx: mpsc::Receiver<Bytes>,
-    close: CancellationToken,
-    farewell: Arc<Mutex<Option<Farewell>>>,
+    shared: Arc<Shared>,
 }
 
 impl OutboxReceiver {
+    /// Takes everything queued now.
+    fn take_all(&self) -> Vec<Bytes> {
+        let frames: Vec<Bytes> = lock(&self.shared.queue).frames.drain(..).collect();
+        if !frames.is_empty() {
+            self.shared.room.notify_waiters();
+        }
+        frames
+    }
+
     /// Everything queued right now (for tests of what the hub sent).
     #[cfg(test)]
     pub fn drain_now(&mut self) -> Vec<Bytes> {
-        std::iter::from_fn(|| self.rx.try_recv().ok()).collect()
+        self.take_all()
     }
 }
 
 /// A queue of `capacity` frames.
 pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let close = CancellationToken::new();
-    let farewell = Arc::new(Mutex::new(None));
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue::default()),
+        capacity: capacity.max(1),
+        work: Notify::new(),
+        room: Notify::new(),
+        close: CancellationToken::new(),
+        farewell: Mutex::new(None),
+    });
     (
         Outbox {
-            tx,
-            close: close.clone(),
-            farewell: farewell.clone(),
+            shared: shared.clone(),
         },
-        OutboxReceiver {
-            rx,
-            close,
-            farewell,
-        },
+        OutboxReceiver { shared },
     )
 }
 
@@ -150,49 +216,45 @@ pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
 /// farewell follows it.
 pub async fn run_writer<W: AsyncWrite + Unpin>(
     mut sink: W,
-    mut q: OutboxReceiver,
+    q: OutboxReceiver,
 ) -> std::io::Result<()> {
+    let shared = q.shared.clone();
     let at_boundary = loop {
-        let first = tokio::select! {
-            biased;
-            _ = q.close.cancelled() => break true,
-            f = q.rx.recv() => match f {
-                Some(f) => f,
-                None => break true,
-            },
-        };
-        let batch = write_batch(&mut sink, &mut q.rx, first);
+        let frames = q.take_all();
+        if frames.is_empty() {
+            tokio::select! {
+                biased;
+                _ = shared.close.cancelled() => break true,
+                _ = shared.work.notified() => continue,
+            }
+        }
+        let batch = write_frames(&mut sink, frames);
         tokio::pin!(batch);
         let outcome = tokio::select! {
             biased;
             r = &mut batch => Some(r),
-            _ = q.close.cancelled() => None,
+            _ = shared.close.cancelled() => None,
         };
         match outcome {
             Some(Ok(())) => {}
             Some(Err(e)) => {
-                q.close.cancel();
+                lock(&shared.queue).closed = true;
+                shared.close.cancel();
+                shared.room.notify_waiters();
                 return Err(e);
             }
-            None if wants_drain(&q.farewell) => {
+            None if wants_drain(&shared.farewell) => {
                 let finished = tokio::time::timeout(FAREWELL_DEADLINE, batch).await;
                 break matches!(finished, Ok(Ok(())));
             }
             None => break false,
         }
     };
-    let farewell = q
-        .farewell
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .filter(|_| at_boundary);
+    let farewell = lock(&shared.farewell).take().filter(|_| at_boundary);
     let _ = tokio::time::timeout(FAREWELL_DEADLINE, async {
         if let Some(f) = farewell {
             if f.drain {
-                while let Ok(frame) = q.rx.try_recv() {
-                    sink.write_all(&frame).await?;
-                }
+                write_frames(&mut sink, q.take_all()).await?;
             }
             sink.write_all(&f.bytes).await?;
         }
@@ -205,35 +267,20 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
 
 /// Whether the close asked for queued frames to be written first.
 fn wants_drain(farewell: &Mutex<Option<Farewell>>) -> bool {
-    farewell
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .is_some_and(|f| f.drain)
+    lock(farewell).as_ref().is_some_and(|f| f.drain)
 }
 
-/// Writes `first` and whatever else is already queued with vectored writes:
-/// no copy, and no buffer kept between batches (an idle client costs no
-/// write buffer at all, which matters at 10,000 clients).
-async fn write_batch<W: AsyncWrite + Unpin>(
+/// Writes `frames` with vectored writes: no copy, and no buffer kept between
+/// batches (an idle client costs no write buffer at all, which matters at
+/// 10,000 clients).
+async fn write_frames<W: AsyncWrite + Unpin>(
     sink: &mut W,
-    rx: &mut mpsc::Receiver<Bytes>,
-    first: Bytes,
+    mut frames: Vec<Bytes>,
 ) -> std::io::Result<()> {
-    let mut pending: Vec<Bytes> = vec![first];
     // Index of the first frame not yet fully written.
     let mut done = 0;
-    loop {
-        while pending.len() - done < MAX_IOVECS {
-            match rx.try_recv() {
-                Ok(f) => pending.push(f),
-                Err(_) => break,
-            }
-        }
-        if done == pending.len() {
-            break;
-        }
-        let slices: Vec<IoSlice<'_>> = pending[done..]
+    while done < frames.len() {
+        let slices: Vec<IoSlice<'_>> = frames[done..]
             .iter()
             .take(MAX_IOVECS)
             .map(|b| IoSlice::new(b))
@@ -244,17 +291,13 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         while n > 0 {
-            let head = &mut pending[done];
+            let head = &mut frames[done];
             let take = n.min(head.len());
             head.advance(take);
             n -= take;
             if head.is_empty() {
                 done += 1;
             }
-        }
-        if done == pending.len() {
-            pending.clear();
-            done = 0;
         }
     }
     sink.flush().await

@@ -29,7 +29,7 @@ impl Flavor {
 /// A message, rendered lazily for each flavour.
 pub struct Rendered {
     /// The native message; encoded on first use.
-    msg: ServerMsg,
+    msg: Option<ServerMsg>,
     native: Option<Bytes>,
     /// The raw form; `None` inside means raw clients get nothing.
     raw: RawForm,
@@ -51,7 +51,7 @@ impl Rendered {
             RawForm::Line(chat_text(line))
         };
         Self {
-            msg: ServerMsg::Chat(line.clone()),
+            msg: Some(ServerMsg::Chat(line.clone())),
             native: None,
             raw,
         }
@@ -65,7 +65,7 @@ impl Rendered {
             RawForm::Line(event_text(ev))
         };
         Self {
-            msg: ServerMsg::Event(ev.clone()),
+            msg: Some(ServerMsg::Event(ev.clone())),
             native: None,
             raw,
         }
@@ -74,20 +74,31 @@ impl Rendered {
     /// A message whose raw form is given bytes (verbatim relay).
     pub fn with_raw(msg: &ServerMsg, raw: Bytes) -> Self {
         Self {
-            msg: msg.clone(),
+            msg: Some(msg.clone()),
             native: None,
             raw: RawForm::Ready(Some(raw)),
+        }
+    }
+
+    /// Bytes already rendered for each flavour (a batch); an empty buffer
+    /// means that flavour gets nothing.
+    pub fn prepared(native: Bytes, raw: Bytes) -> Self {
+        Self {
+            msg: None,
+            native: Some(native).filter(|b| !b.is_empty()),
+            raw: RawForm::Ready(Some(raw).filter(|b| !b.is_empty())),
         }
     }
 
     /// The bytes for a client of `flavor`, or `None` if it gets nothing.
     pub fn for_flavor(&mut self, flavor: Flavor) -> Option<Bytes> {
         match flavor {
-            Flavor::Native => Some(
-                self.native
-                    .get_or_insert_with(|| super::hub::encode(&self.msg))
-                    .clone(),
-            ),
+            Flavor::Native => {
+                if self.native.is_none() {
+                    self.native = self.msg.as_ref().map(super::hub::encode);
+                }
+                self.native.clone()
+            }
             Flavor::Raw => {
                 if let RawForm::Line(text) = &self.raw {
                     self.raw = RawForm::Ready(Some(raw_line(text)));

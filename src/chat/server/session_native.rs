@@ -98,50 +98,81 @@ async fn serve_frames<R: AsyncRead + Unpin>(
     let mut pacer: Pacer<ClientMsg> = Pacer::new(ctx.cfg.rate, ctx.cfg.burst);
     let mut last_rx = Instant::now();
     let mut ping_sent = false;
+    // A batch may take at most a quarter of this client's own queue, which
+    // is at least half free whenever a batch starts.
+    let max_batch = MAX_BATCH.min(ctx.cfg.queue / 4).max(1);
+    let mut read_size = MIN_READ;
     loop {
-        // Drain complete frames before reading more.
-        loop {
-            if out.is_low() {
-                tokio::select! {
-                    _ = ctx.shutdown.cancelled() => {}
-                    _ = out.closing() => {}
-                    _ = out.wait_for_room(usize::MAX) => {}
-                }
-            }
+        // Everything decoded from what was read is applied in one hub call,
+        // so recipients are woken once per batch, not once per message.
+        let mut batch = Vec::new();
+        let mut end = None;
+        while batch.len() < max_batch {
             let frame = match codec.decode_frame(buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
-                Err(e) => return protocol_error(&e.to_string()),
+                Err(e) => {
+                    end = Some(protocol_error(&e.to_string()));
+                    break;
+                }
             };
             let msg = match ClientMsg::decode(&frame) {
                 Ok(m) => m,
-                Err(e) => return protocol_error(&e.to_string()),
+                Err(e) => {
+                    end = Some(protocol_error(&e.to_string()));
+                    break;
+                }
             };
             match msg {
                 ClientMsg::Quit { reason } => {
-                    let why = reason;
                     let bye = ServerMsg::Bye {
                         reason: "goodbye".into(),
                     };
-                    return End::Say(why, bye);
+                    end = Some(End::Say(reason, bye));
+                    break;
                 }
                 ClientMsg::Ping { token } => {
                     let _ = out.push(encode(&ServerMsg::Pong { token }));
                 }
                 ClientMsg::Pong { .. } => {}
-                ClientMsg::Hello { .. } => return protocol_error("hello sent twice"),
+                ClientMsg::Hello { .. } => {
+                    end = Some(protocol_error("hello sent twice"));
+                    break;
+                }
                 other => match pacer.offer(other, Instant::now()) {
-                    Paced::Now(m) => ctx.hub(|h| apply(h, id, m)),
+                    Paced::Now(m) => batch.push(Some(m)),
                     Paced::Held => {}
-                    Paced::Dropped { notify } if notify => ctx.hub(|h| {
-                        h.error(
-                            id,
-                            ErrorCode::RateLimited,
-                            "sending too fast: message dropped",
-                        )
-                    }),
-                    Paced::Dropped { .. } => {}
+                    Paced::Dropped { notify } => {
+                        if notify {
+                            batch.push(None);
+                        }
+                    }
                 },
+            }
+        }
+        if !batch.is_empty() {
+            ctx.hub(|h| {
+                for m in batch {
+                    match m {
+                        Some(m) => apply(h, id, m),
+                        None => h.error(id, ErrorCode::RateLimited, RATE_LIMITED),
+                    }
+                }
+            });
+        }
+        if let Some(end) = end {
+            return end;
+        }
+        if codec_has_frame(buf) {
+            // More complete frames wait: apply them before reading, once
+            // this client's own queue has room.
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => {}
+                _ = out.closing() => {}
+                _ = out.wait_for_room(usize::MAX) => {}
+            }
+            if !out.is_closing() && !ctx.shutdown.is_cancelled() {
+                continue;
             }
         }
         // Read more only when this client's own queue has room for what
@@ -158,7 +189,7 @@ async fn serve_frames<R: AsyncRead + Unpin>(
                 return End::Say("server shutting down".into(), ServerMsg::Bye { reason: "server shutting down".into() });
             }
             _ = out.closing() => return End::Quiet("closed by server".into()),
-            r = rd.read_buf(buf) => match r {
+            r = read_adaptive(rd, buf, &mut read_size) => match r {
                 Ok(0) => return End::Quiet("connection closed".into()),
                 Ok(_) => {
                     last_rx = Instant::now();
@@ -178,6 +209,40 @@ async fn serve_frames<R: AsyncRead + Unpin>(
                 let _ = out.push(encode(&ServerMsg::Ping { token: now_ms() }));
             }
         }
+    }
+}
+
+/// Most messages applied in one hub call: bounds how long the hub is held
+/// and how far one batch can fill a recipient's queue.
+const MAX_BATCH: usize = 256;
+const RATE_LIMITED: &str = "sending too fast: message dropped";
+
+/// Read buffer of a quiet client; it grows for a busy one, so a sender's
+/// burst arrives in few reads and is fanned out in few batches.
+const MIN_READ: usize = 2048;
+const MAX_READ: usize = 64 * 1024;
+
+/// Reads into `buf` with room for `read_size` bytes, doubling `read_size`
+/// (up to `MAX_READ`) when a read fills it.
+async fn read_adaptive<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    read_size: &mut usize,
+) -> std::io::Result<usize> {
+    buf.reserve(*read_size);
+    let room = buf.capacity() - buf.len();
+    let n = rd.read_buf(buf).await?;
+    if n == room {
+        *read_size = (*read_size * 2).min(MAX_READ);
+    }
+    Ok(n)
+}
+
+/// Whether `buf` holds at least one complete frame.
+fn codec_has_frame(buf: &BytesMut) -> bool {
+    buf.len() >= 4 && {
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        buf.len() >= 4 + len
     }
 }
 

@@ -122,7 +122,8 @@ async fn read_some<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// Paces and runs inputs; `Some(reason)` when the client asked to leave.
+/// Paces and runs inputs, all in one hub call (one wake-up per recipient
+/// for the whole read); `Some(reason)` when the client asked to leave.
 fn offer_all(
     ctx: &ServerCtx,
     id: ClientId,
@@ -130,25 +131,35 @@ fn offer_all(
     inputs: Vec<Input>,
 ) -> Option<String> {
     let now = Instant::now();
+    let mut batch = Vec::new();
     for input in inputs {
         match pacer.offer(input, now) {
-            Paced::Now(i) => {
-                if let Some(end) = ctx.hub(|h| apply(h, id, i)) {
-                    return Some(end);
-                }
-            }
+            Paced::Now(i) => batch.push(Some(i)),
             Paced::Held => {}
-            Paced::Dropped { notify: true } => ctx.hub(|h| {
-                h.error(
-                    id,
-                    ErrorCode::RateLimited,
-                    "sending too fast: message dropped",
-                )
-            }),
+            Paced::Dropped { notify: true } => batch.push(None),
             Paced::Dropped { notify: false } => {}
         }
     }
-    None
+    if batch.is_empty() {
+        return None;
+    }
+    ctx.hub(|h| {
+        for item in batch {
+            match item {
+                Some(i) => {
+                    if let Some(end) = apply(h, id, i) {
+                        return Some(end);
+                    }
+                }
+                None => h.error(
+                    id,
+                    ErrorCode::RateLimited,
+                    "sending too fast: message dropped",
+                ),
+            }
+        }
+        None
+    })
 }
 
 /// Runs one input on the hub; `Some(reason)` for `/quit`.
