@@ -99,6 +99,12 @@ pub struct ChatServeArgs {
     /// Also log the text of chat messages (off: only connects and leaves).
     #[arg(long)]
     pub log_messages: bool,
+    /// Let the kernel coalesce writes to a client that has not acknowledged
+    /// the previous ones (Nagle's algorithm, as ncat does): less CPU under
+    /// heavy fan-out, at the risk of a delayed-ACK stall. Off: every batch is
+    /// sent at once (TCP_NODELAY).
+    #[arg(long)]
+    pub nagle: bool,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,8 @@ pub async fn run_tcp(listener: TcpListener, config: TcpConfig, shutdown: Shutdow
             async move {
                 match admission {
                     Admission::Admitted(_slot) => {
+                        // An echo is one small write per read: send it now.
+                        let _ = stream.set_nodelay(true);
                         serve_connection(stream, peer, config.idle_timeout, token).await
                     }
                     Admission::Rejected(why, _slot) => {

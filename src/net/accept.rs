@@ -150,7 +150,6 @@ pub async fn accept_loop<F, Fut>(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let verdict = counters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
