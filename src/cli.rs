@@ -96,6 +96,10 @@ pub struct ChatServeArgs {
     /// an answer disconnects it.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// Rooms with more members than this get no join/leave notices (0:
+    /// always announce); the member count still comes with every join.
+    #[arg(long, default_value_t = 500)]
+    pub announce_limit: u32,
     /// Also log the text of chat messages (off: only connects and leaves).
     #[arg(long)]
     pub log_messages: bool,

@@ -302,6 +302,7 @@ mod tests {
     fn joined(room: &str) -> ServerMsg {
         ServerMsg::Joined {
             room: room.into(),
+            total: 0,
             members: vec![],
         }
     }

@@ -20,6 +20,9 @@ pub const PREAMBLE: [u8; 5] = [0x00, b'S', b'Q', b'C', VERSION];
 
 /// Longest name or room name, in bytes.
 pub const MAX_NAME: usize = 32;
+/// Most names listed in a `Joined` or `Who` (34 bytes each at most, so a
+/// list stays far inside a client's 64 KiB frame limit).
+pub const MAX_LISTED: usize = 1000;
 /// Default longest chat text, in bytes.
 pub const DEFAULT_MAX_TEXT: usize = 4096;
 
@@ -217,18 +220,21 @@ pub enum ServerMsg {
     /// Several chat messages in one frame (see [`ChatRun`]).
     ChatRun(ChatRun),
     Event(EventLine),
-    /// Reply to `Join`, before the room's history: who is there.
+    /// Reply to `Join`, before the room's history: how many are there and
+    /// the names of at most [`MAX_LISTED`] of them.
     Joined {
         room: String,
+        total: u32,
         members: Vec<String>,
     },
     /// Reply to `Part`.
     Parted {
         room: String,
     },
-    /// Reply to `Who`.
+    /// Reply to `Who`: like `Joined`.
     Who {
         room: String,
+        total: u32,
         members: Vec<String>,
     },
     /// Reply to `ListRooms`: each room and its member count.
@@ -485,8 +491,13 @@ impl ServerMsg {
                 put_str(&mut p, &e.detail)?;
                 t::EVENT
             }
-            ServerMsg::Joined { room, members } => {
+            ServerMsg::Joined {
+                room,
+                total,
+                members,
+            } => {
                 put_str(&mut p, room)?;
+                p.put_u32(*total);
                 put_str_list(&mut p, members)?;
                 t::JOINED
             }
@@ -494,8 +505,13 @@ impl ServerMsg {
                 put_str(&mut p, room)?;
                 t::PARTED
             }
-            ServerMsg::Who { room, members } => {
+            ServerMsg::Who {
+                room,
+                total,
+                members,
+            } => {
                 put_str(&mut p, room)?;
+                p.put_u32(*total);
                 put_str_list(&mut p, members)?;
                 t::WHO_REPLY
             }
@@ -611,6 +627,7 @@ impl ServerMsg {
             }
             t::JOINED => ServerMsg::Joined {
                 room: r.str().map_err(&f)?,
+                total: r.u32().map_err(&f)?,
                 members: r.str_list().map_err(&f)?,
             },
             t::PARTED => ServerMsg::Parted {
@@ -618,6 +635,7 @@ impl ServerMsg {
             },
             t::WHO_REPLY => ServerMsg::Who {
                 room: r.str().map_err(&f)?,
+                total: r.u32().map_err(&f)?,
                 members: r.str_list().map_err(&f)?,
             },
             t::ROOMS => {
@@ -808,11 +826,13 @@ mod tests {
             }),
             ServerMsg::Joined {
                 room: "lab".into(),
+                total: 2,
                 members: vec!["ana".into(), "bo".into()],
             },
             ServerMsg::Parted { room: "lab".into() },
             ServerMsg::Who {
                 room: "lab".into(),
+                total: 0,
                 members: vec![],
             },
             ServerMsg::Rooms {

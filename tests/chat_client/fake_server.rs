@@ -184,6 +184,7 @@ pub fn serve(
         },
         ServerMsg::Joined {
             room: "lobby".into(),
+            total: 2,
             members: vec!["bo".into(), me.clone()],
         },
     ];
@@ -226,6 +227,7 @@ pub fn answer(s: &mut TcpStream, me: &mut String, msg: ClientMsg) -> std::io::Re
         ClientMsg::Join { room } => vec![
             ServerMsg::Joined {
                 room: room.clone(),
+                total: 1,
                 members: vec![me.clone()],
             },
             event(EventKind::Join, &room, me, ""),
@@ -240,6 +242,7 @@ pub fn answer(s: &mut TcpStream, me: &mut String, msg: ClientMsg) -> std::io::Re
         }
         ClientMsg::Who { room } => vec![ServerMsg::Who {
             room,
+            total: 1,
             members: vec![me.clone()],
         }],
         ClientMsg::ListRooms => vec![ServerMsg::Rooms {

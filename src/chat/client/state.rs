@@ -43,14 +43,23 @@ pub enum ClientEvent {
     Chat(ChatLine),
     /// Someone joined, left, quit or changed name.
     Event(EventLine),
-    /// We are now in `room`, with these members.
-    Joined { room: String, members: Vec<String> },
+    /// We are now in `room`, with `total` members (`members` names at most
+    /// the first thousand).
+    Joined {
+        room: String,
+        total: u32,
+        members: Vec<String>,
+    },
     /// We left `room`.
     Parted { room: String },
     /// Plain text now goes to this room (`None`: no room).
     CurrentRoom(Option<String>),
     /// Answer to `/who`.
-    Who { room: String, members: Vec<String> },
+    Who {
+        room: String,
+        total: u32,
+        members: Vec<String>,
+    },
     /// Answer to `/rooms`: each room and its member count.
     Rooms(Vec<(String, u32)>),
     /// Our name is now this.
@@ -284,9 +293,21 @@ impl ClientState {
         match msg {
             ServerMsg::Chat(line) => self.on_chat(line),
             ServerMsg::Event(e) => Output::event(ClientEvent::Event(e)),
-            ServerMsg::Joined { room, members } => self.on_joined(room, members),
+            ServerMsg::Joined {
+                room,
+                total,
+                members,
+            } => self.on_joined(room, total, members),
             ServerMsg::Parted { room } => self.on_parted(room),
-            ServerMsg::Who { room, members } => Output::event(ClientEvent::Who { room, members }),
+            ServerMsg::Who {
+                room,
+                total,
+                members,
+            } => Output::event(ClientEvent::Who {
+                room,
+                total,
+                members,
+            }),
             ServerMsg::Rooms { rooms } => Output::event(ClientEvent::Rooms(rooms)),
             ServerMsg::YourName { name } => {
                 self.name = Some(name.clone());
@@ -323,7 +344,7 @@ impl ClientState {
         Output::event(ClientEvent::Chat(line))
     }
 
-    fn on_joined(&mut self, room: String, members: Vec<String>) -> Output {
+    fn on_joined(&mut self, room: String, total: u32, members: Vec<String>) -> Output {
         if !self.rooms.iter().any(|r| key(r) == key(&room)) {
             self.rooms.push(room.clone());
         }
@@ -333,6 +354,7 @@ impl ClientState {
         }
         let mut out = Output::event(ClientEvent::Joined {
             room: room.clone(),
+            total,
             members,
         });
         let asked = self.joining.as_ref().is_some_and(|j| key(j) == key(&room));

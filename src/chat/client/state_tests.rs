@@ -15,6 +15,7 @@ fn welcome(s: &mut ClientState, name: &str, reconnected: bool) -> Output {
 fn joined(s: &mut ClientState, room: &str) -> Output {
     s.on_server(ServerMsg::Joined {
         room: room.into(),
+        total: 1,
         members: vec!["ana".into()],
     })
 }

@@ -74,18 +74,26 @@ impl LineView {
                 "* reconnecting in {:.1}s (attempt {attempt} of {of})",
                 delay.as_secs_f64()
             )),
-            ClientEvent::Joined { room, members } => err(format!(
+            ClientEvent::Joined {
+                room,
+                total,
+                members,
+            } => err(format!(
                 "* you joined {} ({})",
                 clean(room),
-                member_list(members, MEMBERS_SHOWN)
+                member_list(*total, members, MEMBERS_SHOWN)
             )),
             ClientEvent::Parted { room } => err(format!("* you left {}", clean(room))),
             ClientEvent::CurrentRoom(None) => err("* you are in no room; /join one".into()),
             ClientEvent::CurrentRoom(Some(_)) => None,
-            ClientEvent::Who { room, members } => err(format!(
+            ClientEvent::Who {
+                room,
+                total,
+                members,
+            } => err(format!(
                 "* {}: {}",
                 clean(room),
-                member_list(members, usize::MAX)
+                member_list(*total, members, usize::MAX)
             )),
             ClientEvent::Rooms(rooms) => err(rooms_line(rooms)),
             ClientEvent::NameChanged(name) => {
@@ -141,12 +149,13 @@ pub fn chat_line(c: &ChatLine) -> String {
     }
 }
 
-/// `3 here: ana, bo, cy`, at most `shown` names.
-fn member_list(members: &[String], shown: usize) -> String {
-    let n = members.len();
+/// `3 here: ana, bo, cy`, at most `shown` names (the server lists at most
+/// a thousand of `total`).
+fn member_list(total: u32, members: &[String], shown: usize) -> String {
+    let n = (total as usize).max(members.len());
     let mut names: Vec<String> = members.iter().take(shown).map(|m| clean(m)).collect();
-    if n > shown {
-        names.push(format!("and {} more", n - shown));
+    if n > names.len() {
+        names.push(format!("and {} more", n - names.len()));
     }
     format!("{n} here: {}", names.join(", "))
 }
@@ -292,11 +301,15 @@ mod tests {
         let mut v = view_as("me");
         let joined = ClientEvent::Joined {
             room: "lab".into(),
+            total: 2,
             members: vec!["ana".into(), "me".into()],
         };
         assert_eq!(v.render(&joined), err("* you joined lab (2 here: ana, me)"));
         let many: Vec<String> = (0..25).map(|i| format!("u{i}")).collect();
-        assert!(member_list(&many, 20).ends_with("u19, and 5 more"));
+        assert!(member_list(25, &many, 20).ends_with("u19, and 5 more"));
+        // The server lists at most a thousand names of a big room.
+        assert!(member_list(5000, &many, 20).starts_with("5000 here: u0"));
+        assert!(member_list(5000, &many, 20).ends_with("u19, and 4980 more"));
         let rooms = ClientEvent::Rooms(vec![("lobby".into(), 3), ("lab".into(), 1)]);
         assert_eq!(v.render(&rooms), err("* rooms: lobby (3), lab (1)"));
         assert_eq!(

@@ -18,7 +18,9 @@ use super::batch::RoomBatch;
 use super::outbox::{Farewell, Outbox, Refused};
 use super::render::{Flavor, Rendered, raw_line};
 use crate::chat::names::{self, NameError};
-use crate::wire::chat::{ChatKind, ChatLine, ErrorCode, EventKind, EventLine, ServerMsg};
+use crate::wire::chat::{
+    ChatKind, ChatLine, ErrorCode, EventKind, EventLine, MAX_LISTED, ServerMsg,
+};
 
 /// The room everyone starts in; it always exists.
 pub const LOBBY: &str = "lobby";
@@ -38,6 +40,11 @@ pub struct HubConfig {
     pub verbatim: bool,
     /// Log chat text too.
     pub log_messages: bool,
+    /// Rooms with more members than this get no join, leave, quit or nick
+    /// notices (0: always announce). Announcing every arrival to everyone
+    /// costs the square of the room size: 10,000 arrivals, 50 million
+    /// notices.
+    pub announce_limit: usize,
 }
 
 impl Default for HubConfig {
@@ -49,6 +56,7 @@ impl Default for HubConfig {
             max_rooms: 4096,
             verbatim: false,
             log_messages: false,
+            announce_limit: 500,
         }
     }
 }
@@ -409,12 +417,8 @@ impl Hub {
             .or_insert_with(|| Room::new(&room));
         room_ref.members.push(Member { id, flavor, outbox });
         let room_name = room_ref.name.clone();
-        let members: Vec<String> = room_ref
-            .members
-            .iter()
-            .filter_map(|m| self.clients.get(&m.id).map(|c| c.name.clone()))
-            .collect();
         let history: Vec<ChatLine> = room_ref.history.iter().cloned().collect();
+        let members = self.listing(&key);
         self.send_joined(id, flavor, &room_name, members, history);
         let name = self.clients[&id].name.clone();
         let ev = self.event(EventKind::Join, &room_name, &name, "", now_ms);
@@ -426,7 +430,7 @@ impl Hub {
         id: ClientId,
         flavor: Flavor,
         room: &str,
-        members: Vec<String>,
+        (total, members): (u32, Vec<String>),
         history: Vec<ChatLine>,
     ) {
         if flavor == Flavor::Raw && self.cfg.verbatim {
@@ -435,9 +439,10 @@ impl Hub {
         let head = match flavor {
             Flavor::Native => encode(&ServerMsg::Joined {
                 room: room.to_owned(),
+                total,
                 members,
             }),
-            Flavor::Raw => raw_line(&format!("* now in {room}: {}", members.join(", "))),
+            Flavor::Raw => raw_line(&format!("* now in {room}: {}", raw_names(total, &members))),
         };
         self.send_to(id, head);
         for mut line in history {
@@ -527,20 +532,33 @@ impl Hub {
             return self.error(id, ErrorCode::BadRoom, &format!("no room called {room}"));
         };
         let room_name = r.name.clone();
-        let members: Vec<String> = r
-            .members
-            .iter()
-            .filter_map(|m| self.clients.get(&m.id).map(|c| c.name.clone()))
-            .collect();
+        let (total, members) = self.listing(&key);
         let reply = match self.flavor(id) {
             Some(Flavor::Native) => encode(&ServerMsg::Who {
                 room: room_name,
+                total,
                 members,
             }),
-            Some(Flavor::Raw) => raw_line(&format!("* in {room_name}: {}", members.join(", "))),
+            Some(Flavor::Raw) => {
+                raw_line(&format!("* in {room_name}: {}", raw_names(total, &members)))
+            }
             None => return,
         };
         self.send_to(id, reply);
+    }
+
+    /// A room's size and the names of its first [`MAX_LISTED`] members.
+    fn listing(&self, key: &str) -> (u32, Vec<String>) {
+        let Some(room) = self.rooms.get(key) else {
+            return (0, Vec::new());
+        };
+        let names = room
+            .members
+            .iter()
+            .filter_map(|m| self.clients.get(&m.id).map(|c| c.name.clone()))
+            .take(MAX_LISTED)
+            .collect();
+        (room.members.len() as u32, names)
     }
 
     /// Lists rooms and their sizes to `id`, largest first.
@@ -665,6 +683,10 @@ impl Hub {
     }
 
     fn fan_out_event(&mut self, key: &str, ev: EventLine) {
+        let size = self.rooms.get(key).map_or(0, |r| r.members.len());
+        if self.cfg.announce_limit != 0 && size > self.cfg.announce_limit {
+            return;
+        }
         let mut rendered = Rendered::event(&ev, self.cfg.verbatim);
         self.fan_out(key, &mut rendered);
     }
@@ -739,6 +761,15 @@ impl Room {
             members: Vec::new(),
             history: VecDeque::new(),
         }
+    }
+}
+
+/// `ana, bo` or `ana, bo and 998 more`.
+fn raw_names(total: u32, names: &[String]) -> String {
+    let shown = names.join(", ");
+    match (total as usize).checked_sub(names.len()) {
+        Some(more) if more > 0 => format!("{shown} and {more} more"),
+        _ => shown,
     }
 }
 

@@ -67,7 +67,7 @@ fn welcome_joined_then_own_join_event() {
     let msgs = decode_all(&mut ana);
     assert!(matches!(&msgs[0], ServerMsg::Welcome { name, .. } if name == "ana"));
     assert!(
-        matches!(&msgs[1], ServerMsg::Joined { room, members } if room == "lobby" && members == &["ana"])
+        matches!(&msgs[1], ServerMsg::Joined { room, total: 1, members } if room == "lobby" && members == &["ana"])
     );
     assert!(
         matches!(&msgs[2], ServerMsg::Event(e) if e.kind == EventKind::Join && e.name == "ana")
@@ -277,6 +277,27 @@ fn nick_change_is_announced_and_frees_the_old_name() {
         matches!(&decode_all(&mut bo)[..], [ServerMsg::Event(e)] if e.kind == EventKind::Nick && e.name == "ana" && e.detail == "ana2")
     );
     let _new_ana = native(&mut hub, "ana");
+}
+
+#[test]
+fn big_rooms_are_not_told_of_every_arrival() {
+    let mut hub = Hub::new(HubConfig {
+        announce_limit: 2,
+        ..HubConfig::default()
+    });
+    let mut ana = native(&mut hub, "ana");
+    let _bo = native(&mut hub, "bo");
+    decode_all(&mut ana);
+    let _cy = native(&mut hub, "cy"); // the third member: over the limit
+    hub.take_wakes();
+    assert!(decode_all(&mut ana).is_empty());
+    let mut dee = native(&mut hub, "dee");
+    let joined = decode_all(&mut dee);
+    assert!(
+        joined
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Joined { total: 4, .. }))
+    );
 }
 
 #[test]

@@ -77,6 +77,7 @@ impl ServeConfig {
                 max_text: a.max_message as usize,
                 verbatim: a.raw_relay == RawRelay::Verbatim,
                 log_messages: a.log_messages,
+                announce_limit: a.announce_limit as usize,
                 ..HubConfig::default()
             },
             limits: AcceptLimits {
