@@ -109,6 +109,10 @@ pub struct ChatServeArgs {
     /// sent at once (TCP_NODELAY).
     #[arg(long)]
     pub nagle: bool,
+    /// Serve the chapter's encrypted chat (Exemplo 2, Fernet) instead: its
+    /// key is sent in clear, so anyone on the network can read the chat.
+    #[arg(long)]
+    pub fernet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +136,10 @@ pub struct ChatJoinArgs {
     /// Exit when the connection is lost instead of reconnecting.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Talk to the chapter's encrypted chat server (Exemplo 2, Fernet): its
+    /// key comes in clear, so anyone on the network can read the chat.
+    #[arg(long, conflicts_with_all = ["raw", "name", "room"])]
+    pub fernet: bool,
 }
 
 #[derive(Debug, Subcommand)]

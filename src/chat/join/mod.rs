@@ -29,6 +29,9 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// Runs `chat join` (line mode, or `--raw`).
 pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    if args.fernet {
+        return crate::secure::fernet_client::run(args, shutdown).await;
+    }
     if args.raw {
         return raw::run(&args, shutdown).await;
     }

@@ -135,6 +135,9 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The `chat serve` subcommand.
 pub async fn run(args: ChatServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    if args.fernet {
+        return crate::secure::fernet_server::run(args, shutdown).await;
+    }
     let cfg = ServeConfig::from_args(&args);
     let addr = addr::resolve_one(&args.listen).await?;
     let listener = addr::bind_tcp(addr)?;
