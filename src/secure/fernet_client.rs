@@ -14,7 +14,6 @@
 //! two of them for the chapter's clients. At stdin EOF it waits for the
 //! echoes until [`QUIET`] passes without data ([`LINGER`] at most).
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,7 +23,6 @@ use fernet::Fernet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::fernet_wire::{KEY_LEN, SYNC_TEXT, TokenSplitter, open_token, parse_key};
@@ -33,7 +31,6 @@ use crate::chat::join::print_stdout;
 use crate::cli::ChatJoinArgs;
 use crate::net::Shutdown;
 use crate::sanitize::for_terminal;
-use crate::wire::raw::incomplete_tail_start;
 
 /// Longest text sent in one token: `chat serve --fernet`'s default
 /// `--max-message`.
@@ -49,8 +46,6 @@ pub const QUIET: Duration = Duration::from_millis(500);
 pub const LINGER: Duration = Duration::from_secs(3);
 /// TCP connect timeout, and the time the server has to send its key.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Lines queued between the stdin thread and the client.
-const LINE_QUEUE: usize = 64;
 
 /// Runs the client until stdin EOF (plus echoes), Ctrl-C, or the server
 /// closing.
@@ -80,7 +75,7 @@ pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         .context("cannot send the sync token")?;
     eprintln!("* connected to {peer} (Fernet chat: each line is sent as one token)");
 
-    let mut lines = stdin_lines();
+    let mut lines = crate::chat::join::input::stdin_lines(MAX_TEXT);
     let mut splitter = TokenSplitter::new(&key_bytes, MAX_INCOMING_TEXT);
     // Set at stdin EOF: (when input ended, when data last arrived).
     let mut ended: Option<(Instant, Instant)> = None;
@@ -197,80 +192,5 @@ impl Sender {
             .map_err(|e| anyhow::anyhow!("connection lost: {e}"))?;
         self.last = Some(Instant::now());
         Ok(())
-    }
-}
-
-/// Starts a thread reading stdin; each line (without `\n` or `\r\n`), in
-/// pieces of at most [`MAX_TEXT`] bytes, arrives on the channel, which
-/// closes at EOF.
-fn stdin_lines() -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel(LINE_QUEUE);
-    let spawned = std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let mut input = std::io::stdin().lock();
-            let mut carry = Vec::new();
-            while let Ok(Some(piece)) = read_piece(&mut input, &mut carry, MAX_TEXT) {
-                if tx.blocking_send(piece).is_err() {
-                    return;
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("cannot read stdin: {e}");
-    }
-    rx
-}
-
-/// Reads the next line, or piece of a long line, of at most `max` bytes;
-/// `None` at EOF. `carry` holds the start of a character cut at the
-/// previous piece's end. Invalid UTF-8 becomes U+FFFD.
-fn read_piece<R: BufRead>(
-    r: &mut R,
-    carry: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<Option<String>> {
-    let max = max.max(4);
-    let room = max.saturating_sub(carry.len()) as u64;
-    let n = std::io::Read::take(&mut *r, room).read_until(b'\n', carry)?;
-    if n == 0 && carry.is_empty() {
-        return Ok(None);
-    }
-    let piece = if carry.last() == Some(&b'\n') {
-        carry.pop();
-        if carry.last() == Some(&b'\r') {
-            carry.pop();
-        }
-        std::mem::take(carry)
-    } else if n == 0 || carry.len() < max {
-        std::mem::take(carry) // EOF without a newline
-    } else {
-        let tail = carry.split_off(incomplete_tail_start(carry).max(1));
-        std::mem::replace(carry, tail)
-    };
-    Ok(Some(String::from_utf8_lossy(&piece).into_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Cursor;
-
-    fn pieces(input: &[u8], max: usize) -> Vec<String> {
-        let mut r = Cursor::new(input.to_vec());
-        let mut carry = Vec::new();
-        std::iter::from_fn(|| read_piece(&mut r, &mut carry, max).unwrap()).collect()
-    }
-
-    #[test]
-    fn long_lines_become_several_texts_cut_between_characters() {
-        assert_eq!(
-            pieces("aééé\nb\r\n\n".as_bytes(), 4),
-            ["aé", "éé", "", "b", ""]
-        );
-        let long = "ç".repeat(MAX_TEXT);
-        let got = pieces(long.as_bytes(), MAX_TEXT);
-        assert!(got.iter().all(|p| p.len() <= MAX_TEXT), "{:?}", got.len());
-        assert_eq!(got.concat(), long);
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! Used whenever stdin is not a terminal, and for now on a terminal too.
 
-mod input;
+pub(crate) mod input;
 mod raw;
 mod view;
 
