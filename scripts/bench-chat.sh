@@ -93,9 +93,9 @@ EOF
 start_server() {
     local log="$OUT/$1.log"
     case "$1" in
-    soquete | soquete-nagle)
+    soquete | soquete-nodelay)
         local extra=()
-        [[ "$1" == soquete-nagle ]] && extra=(--nagle)
+        [[ "$1" == soquete-nodelay ]] && extra=(--nodelay)
         "$SOQUETE_BIN" -q chat serve --listen 127.0.0.1:0 --rate-limit 0 \
             --max-per-ip 0 --history 0 --max-clients 20000 "${extra[@]}" 2>"$log" &
         SERVER_PID=$!
@@ -155,11 +155,11 @@ EOF
 }
 
 run s1-soquete soquete 100 10000 1
-run s1-nagle soquete-nagle 100 10000 1
+run s1-nodelay soquete-nodelay 100 10000 1
 run s1-ncat ncat 100 10000 1
 run s1-python python 100 10000 1
 run s10-soquete soquete 100 10000 10
-run s10-nagle soquete-nagle 100 10000 10
+run s10-nodelay soquete-nodelay 100 10000 10
 run s10-ncat ncat 100 10000 10
 run s10-python python 100 10000 10
 run c1k-soquete soquete 1000 10000 1
@@ -168,7 +168,7 @@ run c1k-ncat ncat 1000 10000 1
 TIMEOUT=400 run c10k-soquete soquete 10000 1000 1
 run c10k-ncat ncat 10000 1000 1
 run r1k-soquete soquete 100 5000 1 --rate 1000
-run r1k-nagle soquete-nagle 100 5000 1 --rate 1000
+run r1k-nodelay soquete-nodelay 100 5000 1 --rate 1000
 run r1k-ncat ncat 100 5000 1 --rate 1000
 run r1k-python python 100 5000 1 --rate 1000
 

@@ -103,12 +103,13 @@ pub struct ChatServeArgs {
     /// Also log the text of chat messages (off: only connects and leaves).
     #[arg(long)]
     pub log_messages: bool,
-    /// Let the kernel coalesce writes to a client that has not acknowledged
-    /// the previous ones (Nagle's algorithm, as ncat does): less CPU under
-    /// heavy fan-out, at the risk of a delayed-ACK stall. Off: every batch is
-    /// sent at once (TCP_NODELAY).
+    /// Send every batch at once (TCP_NODELAY). By default the kernel may
+    /// coalesce writes to a client that has not acknowledged the previous
+    /// ones (Nagle's algorithm, as ncat does): a lone message still leaves
+    /// at once, and under heavy fan-out this costs a third less CPU per
+    /// delivery (measured: docs in README).
     #[arg(long)]
-    pub nagle: bool,
+    pub nodelay: bool,
     /// Serve the chapter's encrypted chat (Exemplo 2, Fernet) instead: its
     /// key is sent in clear, so anyone on the network can read the chat.
     #[arg(long)]

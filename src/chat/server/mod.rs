@@ -46,8 +46,8 @@ pub struct ServeConfig {
     pub detect_window: Duration,
     /// Idle time before a ping; twice this without answer disconnects.
     pub idle_timeout: Duration,
-    /// Leave Nagle's algorithm on (no TCP_NODELAY).
-    pub nagle: bool,
+    /// Turn Nagle's algorithm off (TCP_NODELAY) on client sockets.
+    pub nodelay: bool,
 }
 
 impl Default for ServeConfig {
@@ -64,7 +64,7 @@ impl Default for ServeConfig {
             handshake_timeout: Duration::from_secs(5),
             detect_window: Duration::from_millis(250),
             idle_timeout: Duration::from_secs(30),
-            nagle: false,
+            nodelay: false,
         }
     }
 }
@@ -90,7 +90,7 @@ impl ServeConfig {
             handshake_timeout: a.handshake_timeout,
             detect_window: a.detect_window,
             idle_timeout: a.idle_timeout.max(Duration::from_millis(100)),
-            nagle: a.nagle,
+            nodelay: a.nodelay,
         }
     }
 
@@ -247,7 +247,7 @@ async fn handle(
     peer: SocketAddr,
     admission: Admission,
 ) {
-    let _ = stream.set_nodelay(!ctx.cfg.nagle);
+    let _ = stream.set_nodelay(ctx.cfg.nodelay);
     let detected = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         d = detect(&mut stream, &ctx.cfg) => d,
