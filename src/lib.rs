@@ -10,6 +10,7 @@ pub mod demo;
 pub mod echo;
 pub mod net;
 pub mod sanitize;
+pub mod secure;
 pub mod wire;
 
 /// Name and version announced in hellos and `--version`.
