@@ -7,6 +7,9 @@
 //! API (the caller binds, accepts and connects the TCP socket):
 //!
 //! ```text
+//! PassphraseArgs::resolve(&self, Role) -> Result<Option<SecureOptions>, PassphraseError>  // None = plain
+//! SecureOptions::server(&self) -> Result<ServerSecurity, SecureError>
+//! SecureOptions::client(&self) -> ClientSecurity
 //! ServerSecurity::load_or_create(state_dir: &Path, passphrase: Passphrase) -> Result<ServerSecurity, SecureError>
 //! accept(stream: TcpStream, cfg: &ServerSecurity, peer: SocketAddr) -> Result<ServerStream, SecureError>
 //! ClientSecurity::new(state_dir: &Path, passphrase: Passphrase, fingerprint: Option<Fingerprint>) -> ClientSecurity
@@ -16,9 +19,12 @@
 //! ```
 //!
 //! `server` in `connect` is the `host:port` the user typed: the key under
-//! which known_servers pins the server. Both set TCP_NODELAY on the socket. SNI is not sent (an observer does
-//! not learn the host name), TLS resumption and 0-RTT are off, so every
-//! connection is a full handshake with fresh ephemeral keys.
+//! which known_servers pins the server. Both functions set TCP_NODELAY (the
+//! handshake is small messages each way). SNI is not sent (an observer does
+//! not learn the host name); TLS resumption and 0-RTT are off, so every
+//! connection is a full handshake with fresh ephemeral keys. The returned
+//! streams are ordinary `AsyncRead + AsyncWrite`; `shutdown` sends TLS
+//! close_notify.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,10 +44,10 @@ use super::drive::{DriveError, drive, fill_frame, send, send_and_close};
 use super::error::{SecureError, client_tls_error, server_tls_error};
 use super::handshake::{ClientHandshake, ServerHandshake};
 use super::identity::{Fingerprint, ServerIdentity, create_private_dir};
-use super::known::{KNOWN_FILE, KnownError, KnownServers, Pin, append_pin};
+use super::known::{KNOWN_FILE, KnownError, KnownServers, Pin, append_pin, check_label};
 use super::limiter::{Admission, AttemptLimiter, LimiterPolicy};
 use super::pake::{EXPORTER_LABEL, EXPORTER_LEN, Exporter};
-use super::passphrase::Passphrase;
+use super::passphrase::{Passphrase, SecureOptions};
 use super::verify::PinVerifier;
 
 /// The whole handshake (TLS and passphrase check) must end within this.
@@ -200,6 +206,18 @@ impl ClientSecurity {
     }
 }
 
+impl SecureOptions {
+    /// The server side of these options (loads or makes the server key).
+    pub fn server(&self) -> Result<ServerSecurity, SecureError> {
+        ServerSecurity::load_or_create(&self.state_dir, self.passphrase.clone())
+    }
+
+    /// The client side of these options.
+    pub fn client(&self) -> ClientSecurity {
+        ClientSecurity::new(&self.state_dir, self.passphrase.clone(), self.fingerprint)
+    }
+}
+
 /// What a connection's first bytes say about the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstBytes {
@@ -331,6 +349,7 @@ pub async fn connect(
 ) -> Result<(ClientStream, Connected), SecureError> {
     let deadline = Instant::now() + cfg.timeout;
     let _ = stream.set_nodelay(true);
+    check_label(server)?;
     let known = KnownServers::load(&cfg.known_servers_path())?;
     let pin = known.lookup(server).cloned();
     let expected = cfg.fingerprint.or(pin.as_ref().map(|p| p.fingerprint));

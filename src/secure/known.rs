@@ -35,7 +35,10 @@ pub enum KnownError {
         line: usize,
         detail: String,
     },
-    /// The file is larger than [`MAX_FILE_BYTES`].
+    /// A server label that would not parse back from the file.
+    #[error("{0:?} is not host:port, so it cannot be pinned")]
+    BadServer(String),
+    /// The file is larger than 1 MiB.
     #[error("{path} is larger than {MAX_FILE_BYTES} bytes")]
     TooLarge { path: PathBuf },
 }
@@ -132,10 +135,26 @@ impl KnownServers {
     }
 }
 
+/// Checks that `server` can be a known_servers key (`host:port`, no
+/// spaces): `connect` asks before the handshake, so a successful
+/// connection can always be pinned.
+pub fn check_label(server: &str) -> Result<(), KnownError> {
+    let bad = || KnownError::BadServer(server.chars().take(200).collect());
+    if server
+        .trim()
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+    {
+        return Err(bad());
+    }
+    check_server(server.trim()).map_err(|_| bad())
+}
+
 /// Appends a pin for `server` to the file at `path`, creating it (and a
 /// header comment) if needed. One `write` of one line with `O_APPEND`, so
 /// two clients pinning at once do not interleave their lines.
 pub fn append_pin(path: &Path, server: &str, fingerprint: &Fingerprint) -> Result<(), KnownError> {
+    check_label(server)?;
     let io = |source| KnownError::Io {
         path: path.to_path_buf(),
         source,

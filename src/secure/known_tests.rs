@@ -103,3 +103,18 @@ fn every_formatted_line_parses_back() {
         assert_eq!(known.lookup(server).unwrap().fingerprint, fp(9), "{server}");
     }
 }
+
+#[test]
+fn labels_that_would_not_parse_back_are_refused() {
+    for good in ["localhost:8000", "[::1]:8000", " h:1 "] {
+        assert!(check_label(good).is_ok(), "{good}");
+    }
+    for bad in ["localhost", "a b:1", "h:1#x", "h:0", "", ":1", "h\n:1"] {
+        assert!(
+            matches!(check_label(bad), Err(KnownError::BadServer(_))),
+            "{bad:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    assert!(append_pin(&dir.path().join(KNOWN_FILE), "no port", &fp(1)).is_err());
+}

@@ -62,6 +62,9 @@ pub enum PassphraseError {
     /// An option that makes no sense without a passphrase.
     #[error("{0} needs --passphrase, --passphrase-file or --passphrase-env")]
     NeedsPassphrase(&'static str),
+    /// A client option given to a server.
+    #[error("{0} is for chat join, not chat serve")]
+    ClientOnly(&'static str),
 }
 
 /// A passphrase, wiped from memory on drop; never printed.
@@ -174,8 +177,12 @@ impl PassphraseArgs {
 
     /// Reads the passphrase (asking on the terminal if so told) and returns
     /// the secure settings, or `None` when no passphrase option was given.
-    /// `role` decides the prompt: a server asks twice.
+    /// `role` decides the prompt (a server asks twice) and refuses
+    /// `--fingerprint` on a server.
     pub fn resolve(&self, role: Role) -> Result<Option<SecureOptions>, PassphraseError> {
+        if role == Role::Server && self.fingerprint.is_some() {
+            return Err(PassphraseError::ClientOnly("--fingerprint"));
+        }
         let Some(source) = self.source() else {
             if self.fingerprint.is_some() {
                 return Err(PassphraseError::NeedsPassphrase("--fingerprint"));

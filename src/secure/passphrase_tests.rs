@@ -152,3 +152,14 @@ fn default_state_dir_is_per_user() {
         );
     }
 }
+
+#[test]
+fn fingerprint_is_refused_on_a_server() {
+    let fp = format!("SHA256:{}", "0f".repeat(32));
+    let args = parse(&["--passphrase-env", "X", "--fingerprint", &fp]).unwrap();
+    let err = args.resolve(Role::Server).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--fingerprint is for chat join, not chat serve"
+    );
+}
