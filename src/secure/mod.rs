@@ -28,4 +28,5 @@ pub use channel::{
 pub use error::SecureError;
 pub use identity::Fingerprint;
 pub use limiter::LimiterPolicy;
+pub use pake::Role;
 pub use passphrase::{Passphrase, PassphraseArgs, SecureOptions};
