@@ -197,6 +197,9 @@ pub struct EchoPingArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Secure-channel handshakes per second (TLS 1.3 + passphrase check),
+    /// client and server in this process on loopback.
+    Handshakes(BenchHandshakesArgs),
     /// Load a chat server: N receivers, S senders, M messages; report
     /// deliveries per second and latency.
     Chat(BenchChatArgs),
@@ -236,6 +239,19 @@ pub struct BenchChatArgs {
     /// during the run (Linux, from /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchHandshakesArgs {
+    /// How long to measure.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub seconds: Duration,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,9 @@ async fn dispatch(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
         Command::Echo(EchoCommand::Serve(args)) => soquete::echo::serve(args, shutdown).await,
         Command::Echo(EchoCommand::Ping(args)) => soquete::echo::ping(args, shutdown).await,
         Command::Bench(BenchCommand::Chat(args)) => soquete::bench::chat(args, shutdown).await,
+        Command::Bench(BenchCommand::Handshakes(args)) => {
+            soquete::bench::handshakes::run(args, shutdown).await
+        }
         Command::Demo(args) => soquete::demo::run(args, shutdown).await,
     }
 }

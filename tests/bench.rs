@@ -307,3 +307,17 @@ fn a_size_too_small_for_the_stamps_is_refused() {
     assert_eq!(status.code(), Some(1), "stderr:\n{err}");
     assert!(err.contains("--size 16 cannot carry"), "stderr:\n{err}");
 }
+
+#[test]
+fn secure_handshake_bench_completes_every_handshake() {
+    let (status, out, err) = common::run_with_input(
+        &["bench", "handshakes", "--seconds", "0.5", "--json"],
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert!(report["handshakes"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(report["server_failed"], 0, "{out}");
+    assert_eq!(report["handshakes"], report["server_ok"], "{out}");
+}

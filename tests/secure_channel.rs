@@ -439,18 +439,3 @@ async fn parallel_guesses_from_one_address_are_all_counted() {
     }
     assert_eq!((guesses, refused), (4, 6));
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement: cargo test --release --test secure_channel -- --ignored --nocapture"]
-async fn handshake_rate() {
-    let dirs = Dirs::new();
-    let server = Srv::start(dirs.server_security("rate test passphrase")).await;
-    let client = std::sync::Arc::new(dirs.client_security("rate test passphrase", None));
-    bounded(connect(tcp(server.addr).await, &server.label(), &client))
-        .await
-        .unwrap();
-    server.next().await.unwrap();
-    let rate = measure_rate(&server, client, Duration::from_secs(3)).await;
-    println!("secure handshakes (connect + accept, loopback, in-process): {rate:.0}/s");
-    assert!(rate > 0.0);
-}

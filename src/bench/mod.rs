@@ -10,6 +10,7 @@
 //! (the tasks), `run` (the phases), `stats`/`report`/`procstat` (numbers).
 
 mod client;
+pub mod handshakes;
 mod lines;
 mod native;
 mod payload;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
 use soquete::secure::{
     ALPN, ClientSecurity, Fingerprint, Passphrase, SecureError, ServerSecurity, ServerStream,
-    accept, connect,
+    accept,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -142,39 +142,6 @@ impl Drop for Srv {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Handshakes per second with 4 clients at once for `length`.
-pub async fn measure_rate(server: &Srv, client: Arc<ClientSecurity>, length: Duration) -> f64 {
-    server.discard.store(true, Ordering::Relaxed);
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let (client, done, addr, label) =
-            (client.clone(), done.clone(), server.addr, server.label());
-        tasks.push(tokio::spawn(async move {
-            while start.elapsed() < length {
-                let (_stream, _) = connect(tcp(addr).await, &label, &client).await.unwrap();
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for t in tasks {
-        bounded(t).await.unwrap();
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while server.accepted_ok.load(Ordering::Relaxed) < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        server.accepted_ok.load(Ordering::Relaxed),
-        n,
-        "every handshake succeeded on both sides"
-    );
-    n as f64 / elapsed
 }
 
 /// Accepts any certificate (still checking the TLS 1.3 signature): what
