@@ -11,7 +11,6 @@
 mod common;
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -61,14 +60,6 @@ fn soquete_chat_server() -> Server {
     ])
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `ncat --chat` on a free port, killed on drop.
 struct Ncat {
     child: Child,
@@ -78,21 +69,10 @@ struct Ncat {
 impl Ncat {
     /// Starts it, or `None` (with a note) when ncat is not installed.
     fn start() -> Option<Ncat> {
-        let found = Command::new("ncat")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            assert!(
-                std::env::var("SOQUETE_REQUIRE_INTEROP").is_err(),
-                "ncat is required for the interop tests (apt-get install ncat)"
-            );
-            eprintln!("note: ncat not installed; skipping the ncat bench test");
+        if !common::have_ncat() {
             return None;
         }
-        let port = free_port();
+        let port = common::free_port();
         let child = Command::new("ncat")
             .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
@@ -228,7 +208,7 @@ fn raw_bench_through_soquetes_line_relay_reads_past_the_name() {
 
 #[test]
 fn unreachable_server_is_one_clear_error() {
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let (status, report, err) = bench(&[&addr, "--clients", "3", "--messages", "10"]);
     assert_eq!(status.code(), Some(1), "stderr:\n{err}");
     let last = err.trim_end().lines().last().unwrap_or_default();

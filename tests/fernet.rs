@@ -10,7 +10,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -138,46 +138,21 @@ impl Peer {
     }
 }
 
-/// Runs the chapter's client (`Cliente_seguro.py`'s behaviour) on `port`,
-/// typing `lines` after `delay`; returns what it printed.
-fn chapter_client(port: u16, delay: Duration, lines: &[&str]) -> std::thread::JoinHandle<String> {
-    let script = format!(
-        "{}/tests/peers/chapter_secure_client.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    std::thread::spawn(move || {
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg("0.2")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the chapter's secure client");
-        let mut stdin = child.stdin.take().unwrap();
-        std::thread::sleep(delay);
-        stdin.write_all(input.as_bytes()).unwrap();
-        drop(stdin);
-        let Some(_) = common::wait_timeout(&mut child, Duration::from_secs(15)) else {
-            let _ = child.kill();
-            panic!("chapter client did not finish");
-        };
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    })
-}
-
 #[test]
 fn chapter_clients_chat_through_soquete() {
     let srv = serve(&[]);
     let port = srv.addr.port();
-    let listener = chapter_client(port, Duration::from_millis(3000), &[]);
+    let listener = common::chapter_client(
+        "chapter_secure_client.py",
+        port,
+        Duration::from_millis(3000),
+        &[],
+    );
     // No history in this protocol: the listener must be synced first.
     let synced = srv.wait_for_log(" synced", Duration::from_secs(10));
     assert!(synced.is_some(), "the listener synced");
-    let speaker = chapter_client(
+    let speaker = common::chapter_client(
+        "chapter_secure_client.py",
         port,
         Duration::from_millis(500),
         &["Olá turma de redes industriais"],
@@ -191,7 +166,12 @@ fn chapter_clients_chat_through_soquete() {
 #[test]
 fn join_fernet_and_the_chapter_client_talk_through_the_chapter_server() {
     let srv = Server::python("chapter_secure_server.py", &["0"]);
-    let script = chapter_client(srv.addr.port(), Duration::from_millis(1500), &["do script"]);
+    let script = common::chapter_client(
+        "chapter_secure_client.py",
+        srv.addr.port(),
+        Duration::from_millis(1500),
+        &["do script"],
+    );
     let synced = srv.wait_for_log("sincronizado", Duration::from_secs(10));
     assert!(synced.is_some(), "the chapter client synced");
     let addr = srv.addr_str();

@@ -8,50 +8,23 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Server;
 
-/// Runs the chapter's chat client (`Cliente.py`'s behaviour) on `port`,
-/// typing `lines` after `delay`; returns what it printed.
-fn chapter_client(port: u16, delay: Duration, lines: &[&str]) -> std::thread::JoinHandle<String> {
-    let script = format!(
-        "{}/tests/peers/chapter_chat_client.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    std::thread::spawn(move || {
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg("0.2")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs the chapter client");
-        let mut stdin = child.stdin.take().unwrap();
-        std::thread::sleep(delay);
-        stdin.write_all(input.as_bytes()).unwrap();
-        drop(stdin);
-        let Some(_) = common::wait_timeout(&mut child, Duration::from_secs(15)) else {
-            let _ = child.kill();
-            panic!("chapter client did not finish");
-        };
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    })
-}
-
 #[test]
 fn chapter_clients_chat_through_soquete_with_names() {
     let srv = Server::start(&["chat", "serve", "--listen", "127.0.0.1:0"]);
     let port = srv.addr.port();
-    let listener = chapter_client(port, Duration::from_millis(1500), &[]);
-    let speaker = chapter_client(
+    let listener = common::chapter_client(
+        "chapter_chat_client.py",
+        port,
+        Duration::from_millis(1500),
+        &[],
+    );
+    let speaker = common::chapter_client(
+        "chapter_chat_client.py",
         port,
         Duration::from_millis(500),
         &["Olá turma de redes industriais"],
@@ -80,11 +53,17 @@ fn chapter_clients_see_the_chapter_bytes_in_verbatim_mode() {
         "verbatim",
     ]);
     let port = srv.addr.port();
-    let listener = chapter_client(port, Duration::from_millis(2500), &[]);
+    let listener = common::chapter_client(
+        "chapter_chat_client.py",
+        port,
+        Duration::from_millis(2500),
+        &[],
+    );
     // The listener must be in before the speaker talks: no history here.
     let joined = srv.wait_for_log("connected as guest-1 (raw)", Duration::from_secs(10));
     assert!(joined.is_some(), "the listener connected");
-    let speaker = chapter_client(
+    let speaker = common::chapter_client(
+        "chapter_chat_client.py",
         port,
         Duration::from_millis(500),
         &["Olá turma de redes industriais"],
@@ -101,7 +80,8 @@ fn chapter_clients_see_the_chapter_bytes_in_verbatim_mode() {
 #[test]
 fn line_mode_client_and_chapter_client_share_the_lobby() {
     let srv = Server::start(&["chat", "serve", "--listen", "127.0.0.1:0"]);
-    let script = chapter_client(
+    let script = common::chapter_client(
+        "chapter_chat_client.py",
         srv.addr.port(),
         Duration::from_millis(300),
         &["sou o script"],
@@ -122,37 +102,12 @@ fn line_mode_client_and_chapter_client_share_the_lobby() {
     assert!(heard.contains("ana: oi, script"), "script got:\n{heard}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn have_ncat() -> bool {
-    let found = Command::new("ncat")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("SOQUETE_REQUIRE_INTEROP").is_err(),
-            "ncat is required for the interop suite (apt-get install ncat)"
-        );
-        eprintln!("note: ncat not installed; skipping the ncat interop test");
-    }
-    found
-}
-
 #[test]
 fn raw_clients_chat_through_ncat_chat() {
-    if !have_ncat() {
+    if !common::have_ncat() {
         return;
     }
-    let port = free_port();
+    let port = common::free_port();
     let mut ncat = Command::new("ncat")
         .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
         .stdin(Stdio::null())

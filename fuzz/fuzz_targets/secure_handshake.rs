@@ -45,8 +45,14 @@ fn decode_as_channel(input: &[u8]) -> Outcome {
             Err(e) => return (msgs, Some(e), fed - buf.len()),
             Ok(0) => {
                 let before = buf.len();
-                let m = Message::decode(&mut buf).expect("whole frame").expect("decodes");
-                assert_eq!(m.encode(), input[fed - before..fed], "re-encodes to its bytes");
+                let m = Message::decode(&mut buf)
+                    .expect("whole frame")
+                    .expect("decodes");
+                assert_eq!(
+                    m.encode(),
+                    input[fed - before..fed],
+                    "re-encodes to its bytes"
+                );
                 assert!(buf.is_empty(), "a frame read never takes a byte more");
                 msgs.push(m);
             }

@@ -200,3 +200,66 @@ pub fn run_with_input_delayed(
     };
     (status, out_t.join().unwrap(), err_t.join().unwrap())
 }
+
+/// A free TCP port on 127.0.0.1 (for peers that cannot be given port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether `ncat` is installed. When it is not, the caller skips its test
+/// with a note -- unless `SOQUETE_REQUIRE_INTEROP` is set (CI), where a
+/// missing ncat is a failure.
+pub fn have_ncat() -> bool {
+    let found = Command::new("ncat")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("SOQUETE_REQUIRE_INTEROP").is_err(),
+            "ncat is required for the interop tests (apt-get install ncat)"
+        );
+        eprintln!("note: ncat not installed; skipping this ncat test");
+    }
+    found
+}
+
+/// Runs one of the chapter's scripted clients from `tests/peers` on `port`,
+/// typing `lines` (0.2 s apart) after `delay`; returns what it printed.
+pub fn chapter_client(
+    script: &str,
+    port: u16,
+    delay: Duration,
+    lines: &[&str],
+) -> std::thread::JoinHandle<String> {
+    use std::io::Write;
+    let script = format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR"));
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::thread::spawn(move || {
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg("0.2")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs the chapter's client");
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(delay);
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        if wait_timeout(&mut child, Duration::from_secs(15)).is_none() {
+            let _ = child.kill();
+            panic!("{script} did not finish");
+        }
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+}
