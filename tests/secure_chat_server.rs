@@ -37,6 +37,8 @@ impl Dirs {
         let tmp = tempfile::tempdir().unwrap();
         let pass_file = tmp.path().join("pass");
         std::fs::write(&pass_file, format!("{PASS}\n")).unwrap();
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(&pass_file, private).unwrap();
         Dirs {
             server: tmp.path().join("server"),
             client: tmp.path().join("client"),
@@ -258,4 +260,28 @@ fn show_fingerprint_prints_it_and_it_survives_restarts() {
         let server = dirs.start();
         assert_eq!(logged_fingerprint(&server), line);
     }
+}
+
+#[test]
+fn fernet_and_a_passphrase_exclude_each_other() {
+    let dirs = Dirs::new();
+    let mut child = Command::new(common::bin())
+        .args(["chat", "serve", "--listen", "127.0.0.1:0", "--fernet"])
+        .arg("--passphrase-file")
+        .arg(&dirs.pass_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = common::wait_timeout(&mut child, LIMIT);
+    let _ = child.kill();
+    let status = status.expect("refused at once, not served");
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("--fernet") && err.contains("cannot be used"),
+        "{err}"
+    );
 }
