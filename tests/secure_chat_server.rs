@@ -285,3 +285,22 @@ fn fernet_and_a_passphrase_exclude_each_other() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn shutdown_says_bye_inside_the_secure_channel() {
+    let dirs = Dirs::new();
+    let mut server = dirs.start();
+    let mut alice = SecureClient::connect(server.addr, &dirs.client, PASS, "alice")
+        .await
+        .unwrap();
+    alice
+        .expect("welcome", |m| matches!(m, ServerMsg::Welcome { .. }))
+        .await;
+    server.interrupt();
+    alice
+        .expect("bye", |m| matches!(m, ServerMsg::Bye { .. }))
+        .await;
+    // Interrupted: 130, as a shell reports Ctrl-C.
+    let status = server.wait_timeout(LIMIT).expect("exits in time");
+    assert_eq!(status.code(), Some(130), "{status}");
+}
