@@ -118,8 +118,11 @@ pub struct ChatServeArgs {
     pub nodelay: bool,
     /// Serve the chapter's encrypted chat (Exemplo 2, Fernet) instead: its
     /// key is sent in clear, so anyone on the network can read the chat.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["passphrase_source", "show_fingerprint"])]
     pub fernet: bool,
+    /// Secure mode (TLS 1.3 and a shared passphrase): see docs/security.md.
+    #[command(flatten)]
+    pub secure: crate::secure::PassphraseArgs,
 }
 
 #[derive(Debug, Args)]

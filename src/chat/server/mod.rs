@@ -1,7 +1,10 @@
 //! `soquete chat serve`: binds, accepts, tells native clients from raw ones
 //! by their first bytes, and runs a session task per connection around the
 //! shared [`Hub`]. On shutdown every client is told the server is closing
-//! and the server returns within a second.
+//! and the server returns within a second. With a passphrase every
+//! connection first runs the secure channel (`crate::secure`); plain clients
+//! of a secure server, and secure clients of a plain one, are told why in
+//! their own protocol and closed.
 
 pub mod batch;
 pub mod hub;
@@ -18,13 +21,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{ChatServeArgs, RawRelay};
 use crate::net::accept::Refusal;
 use crate::net::{AcceptLimits, Admission, Shutdown, accept_loop, addr};
+use crate::secure::identity::ServerIdentity;
+use crate::secure::{FirstBytes, PassphraseArgs, Role, ServerSecurity, classify_first_bytes};
 use crate::wire::chat::{ErrorCode, MAGIC, ServerMsg};
 use hub::{Hub, HubConfig};
 use render::raw_line;
@@ -48,7 +53,30 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// Turn Nagle's algorithm off (TCP_NODELAY) on client sockets.
     pub nodelay: bool,
+    /// The secure channel every client must run first (`None`: plain chat).
+    pub secure: Option<Security>,
 }
+
+/// A secure server's settings, shared by all its connections.
+#[derive(Clone)]
+pub struct Security(pub Arc<ServerSecurity>);
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Security({})", self.0.fingerprint())
+    }
+}
+
+/// What a native client of an encrypted server is told.
+const ENCRYPTED_NATIVE: &str =
+    "this server is encrypted: join with --passphrase-file/--passphrase-env/--passphrase";
+/// What a raw client of an encrypted server is told.
+const ENCRYPTED_RAW: &str =
+    "* error: this chat is encrypted; use soquete chat join --passphrase-file FILE";
+/// What a raw client inside the secure channel is told.
+const RAW_IN_TLS: &str = "* error: only soquete chat join speaks inside the secure channel";
+/// What a secure client of a plain server is told.
+const NOT_ENCRYPTED: &str = "* error: this server is not encrypted (no passphrase)";
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -65,6 +93,7 @@ impl Default for ServeConfig {
             detect_window: Duration::from_millis(250),
             idle_timeout: Duration::from_secs(30),
             nodelay: false,
+            secure: None,
         }
     }
 }
@@ -91,6 +120,7 @@ impl ServeConfig {
             detect_window: a.detect_window,
             idle_timeout: a.idle_timeout.max(Duration::from_millis(100)),
             nodelay: a.nodelay,
+            secure: None,
         }
     }
 
@@ -138,18 +168,44 @@ pub async fn run(args: ChatServeArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     if args.fernet {
         return crate::secure::fernet_server::run(args, shutdown).await;
     }
-    let cfg = ServeConfig::from_args(&args);
+    if args.secure.show_fingerprint {
+        return show_fingerprint(&args.secure);
+    }
+    let mut cfg = ServeConfig::from_args(&args);
+    if let Some(opts) = args.secure.resolve(Role::Server)? {
+        cfg.secure = Some(Security(Arc::new(opts.server()?)));
+    }
     let addr = addr::resolve_one(&args.listen).await?;
     let listener = addr::bind_tcp(addr)?;
+    if let Some(Security(sec)) = &cfg.secure {
+        tracing::info!(
+            "secure chat: this server's fingerprint is {}",
+            sec.fingerprint()
+        );
+        if sec.created() {
+            tracing::info!("made a new server key (first start)");
+        }
+    }
     if cfg.hub.verbatim {
         tracing::warn!(
             "raw relay is verbatim: raw clients' bytes go unchanged to everyone, as the chapter's server does"
         );
     }
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && cfg.secure.is_none() {
         tracing::warn!("serving beyond this machine on {addr}: chat traffic is not encrypted");
     }
     serve(listener, cfg, shutdown).await
+}
+
+/// `--show-fingerprint`: prints this server's identity (making the key on
+/// first use) and serves nothing. Needs no passphrase.
+fn show_fingerprint(args: &PassphraseArgs) -> anyhow::Result<()> {
+    let identity = ServerIdentity::load_or_create(&args.state_dir()?)?;
+    if identity.created {
+        tracing::info!("made a new server key (first start)");
+    }
+    println!("{}", identity.fingerprint);
+    Ok(())
 }
 
 /// Serves chat on `listener` until `shutdown`; then tells every client and
@@ -214,8 +270,8 @@ pub fn classify(first: &[u8]) -> Detected {
 }
 
 /// Reads until the connection's kind is known. `None` if it closed first.
-async fn detect(
-    stream: &mut TcpStream,
+async fn detect<S: AsyncRead + Unpin>(
+    stream: &mut S,
     cfg: &ServeConfig,
 ) -> std::io::Result<Option<(Detected, BytesMut)>> {
     let start = tokio::time::Instant::now();
@@ -248,6 +304,9 @@ async fn handle(
     admission: Admission,
 ) {
     let _ = stream.set_nodelay(ctx.cfg.nodelay);
+    if let Some(Security(sec)) = ctx.cfg.secure.clone() {
+        return handle_secure(ctx, stream, peer, admission, sec).await;
+    }
     let detected = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         d = detect(&mut stream, &ctx.cfg) => d,
@@ -257,17 +316,98 @@ async fn handle(
         Ok(None) => return tracing::debug!("{peer} closed before saying anything"),
         Err(e) => return tracing::debug!("{peer} read failed: {e}"),
     };
+    if kind == Detected::Raw && classify_first_bytes(&buf) == FirstBytes::TlsClientHello {
+        tracing::info!("{peer} refused: a secure client, but this server has no passphrase");
+        return goodbye(stream, &raw_line(NOT_ENCRYPTED)).await;
+    }
     match admission {
         Admission::Rejected(refusal, _slot) => refuse(stream, peer, kind, refusal).await,
         Admission::Admitted(_slot) => match kind {
-            Detected::Native => session_native::run(ctx, stream, peer, buf).await,
+            Detected::Native => {
+                let (rd, wr) = stream.into_split();
+                session_native::run(ctx, rd, wr, peer, buf).await
+            }
             _ => session_raw::run(ctx, stream, peer, buf).await,
         },
     }
 }
 
+/// A connection to a secure server: the secure channel, then the native
+/// protocol inside it. Plain clients are told why they cannot join.
+async fn handle_secure(
+    ctx: Arc<ServerCtx>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    admission: Admission,
+    sec: Arc<ServerSecurity>,
+) {
+    let first = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return,
+        f = crate::secure::peek_first_bytes(&stream, ctx.cfg.detect_window) => f,
+    };
+    match first {
+        Ok(FirstBytes::TlsClientHello) => {}
+        Ok(_) => return refuse_plain(&ctx, stream, peer).await,
+        Err(e) => return tracing::debug!("{peer} read failed: {e}"),
+    }
+    let accepted = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return,
+        r = crate::secure::accept(stream, &sec, peer) => r,
+    };
+    let mut tls = match accepted {
+        Ok(tls) => tls,
+        Err(e) => return tracing::info!("secure connection from {peer} failed: {e}"),
+    };
+    let detected = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return,
+        d = detect(&mut tls, &ctx.cfg) => d,
+    };
+    let (kind, buf) = match detected {
+        Ok(Some(x)) => x,
+        Ok(None) => return tracing::debug!("{peer} closed before saying anything"),
+        Err(e) => return tracing::debug!("{peer} read failed: {e}"),
+    };
+    match (admission, kind) {
+        (Admission::Rejected(refusal, _slot), _) => refuse(tls, peer, kind, refusal).await,
+        (Admission::Admitted(_slot), Detected::Native) => {
+            let (rd, wr) = tokio::io::split(tls);
+            session_native::run(ctx, rd, wr, peer, buf).await
+        }
+        (Admission::Admitted(_slot), _) => {
+            tracing::info!("{peer} refused: raw text inside the secure channel");
+            goodbye(tls, &raw_line(RAW_IN_TLS)).await
+        }
+    }
+}
+
+/// A plain client of a secure server: told, in its own protocol, to join
+/// with a passphrase.
+async fn refuse_plain(ctx: &ServerCtx, mut stream: TcpStream, peer: SocketAddr) {
+    let detected = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return,
+        d = detect(&mut stream, &ctx.cfg) => d,
+    };
+    let Ok(Some((kind, _))) = detected else {
+        return tracing::debug!("{peer} closed before saying anything");
+    };
+    tracing::info!("{peer} refused: a plain client, but this server is encrypted");
+    let bytes = match kind {
+        Detected::Native => hub::encode(&ServerMsg::Error {
+            code: ErrorCode::Protocol as u16,
+            text: ENCRYPTED_NATIVE.to_owned(),
+        }),
+        _ => raw_line(ENCRYPTED_RAW),
+    };
+    goodbye(stream, &bytes).await
+}
+
 /// Tells a client over the limits why, in its own protocol, and closes.
-async fn refuse(mut stream: TcpStream, peer: SocketAddr, kind: Detected, refusal: Refusal) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    kind: Detected,
+    refusal: Refusal,
+) {
     let (code, text) = match refusal {
         Refusal::ServerFull => (ErrorCode::ServerFull, "server full"),
         Refusal::TooManyFromAddress => (
@@ -283,9 +423,30 @@ async fn refuse(mut stream: TcpStream, peer: SocketAddr, kind: Detected, refusal
         }),
         _ => raw_line(&format!("* error: {text}")),
     };
+    goodbye(stream, &bytes).await
+}
+
+/// Most bytes read and dropped after a last word.
+const GOODBYE_DRAIN: usize = 64 * 1024;
+
+/// Writes `bytes`, ends the write side, then reads and drops what the
+/// client still sends (bounded in bytes and time): closing with unread
+/// data would reset the connection and could lose the last word.
+async fn goodbye<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, bytes: &[u8]) {
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        stream.write_all(&bytes).await?;
+        stream.write_all(bytes).await?;
         stream.shutdown().await
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < GOODBYE_DRAIN {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
     })
     .await;
 }

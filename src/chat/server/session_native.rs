@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::hub::{ClientId, encode};
@@ -27,15 +26,20 @@ enum End {
     Say(String, ServerMsg),
 }
 
-pub(crate) async fn run(
+/// Runs a session on a connection's read and write halves (plain TCP or
+/// the secure channel); `buf` holds what was read so far, preamble first.
+pub(crate) async fn run<R, W>(
     ctx: Arc<ServerCtx>,
-    stream: TcpStream,
+    mut rd: R,
+    mut wr: W,
     peer: SocketAddr,
     mut buf: BytesMut,
-) {
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let version = buf[PREAMBLE.len() - 1];
     buf.advance(PREAMBLE.len());
-    let (mut rd, mut wr) = stream.into_split();
     let codec = FrameCodec::new(ctx.cfg.max_frame());
     if version != VERSION {
         tracing::info!("{peer} refused: protocol version {version}");
