@@ -11,12 +11,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::io::WriteHalf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::conn::Connection;
+use super::conn::{BoxedStream, Connection};
 use super::state::{ClientEvent, ClientState, Output};
 use super::{ClientConfig, Request};
 use crate::chat::command::Command;
@@ -65,7 +65,7 @@ pub struct Lost {
 
 /// The socket's write side plus the timers of the loop.
 struct Session<'a> {
-    wr: OwnedWriteHalf,
+    wr: WriteHalf<BoxedStream>,
     events: &'a mpsc::Sender<ClientEvent>,
     /// When anything last arrived from the server.
     last_rx: Instant,
@@ -93,7 +93,7 @@ pub async fn run(
         peer,
         welcome,
     } = conn;
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = tokio::io::split(stream);
     let mut s = Session {
         wr,
         events: io.events,
