@@ -1,5 +1,7 @@
-//! Opening a chat connection: resolve `ADDR`, try each address, then the
-//! native handshake (preamble + hello, wait for the welcome) with a timeout.
+//! Opening a chat connection: resolve `ADDR`, try each address, in secure
+//! mode run the secure channel (`crate::secure::connect`: TLS 1.3, pinned
+//! key, passphrase check), then the native handshake (preamble + hello,
+//! wait for the welcome) with a timeout, over whichever stream that gave.
 //!
 //! Every way this can fail is one [`ConnectError`] with a message a person
 //! can act on: refused, name taken, server full, version mismatch, a raw
@@ -241,7 +243,11 @@ async fn handshake(
         addr: addr.to_owned(),
         secs: limit.as_secs().max(1),
     };
-    timeout_at(deadline, stream.write_all(&out))
+    let write = async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    };
+    timeout_at(deadline, write)
         .await
         .map_err(|_| timed_out())?
         .map_err(io_err)?;
@@ -446,6 +452,32 @@ mod tests {
         assert!(e.is_permanent());
         let e = refusal(999, "go \x1b[2Jaway", "h:1", None);
         assert_eq!(e.to_string(), "h:1 refused the connection: go ^[[2Jaway");
+    }
+
+    #[test]
+    fn secure_refusals_are_permanent_but_network_trouble_is_not() {
+        let server = "h:1".to_string();
+        let wrong = ConnectError::from(SecureError::WrongPassphrase {
+            server: server.clone(),
+        });
+        assert!(wrong.is_permanent());
+        assert_eq!(wrong.to_string(), "wrong passphrase for h:1");
+        let not_secure = SecureError::NotSecureServer {
+            server: server.clone(),
+            detail: "x".into(),
+        };
+        assert!(ConnectError::from(not_secure).is_permanent());
+        let closed = SecureError::Closed {
+            who: server.clone(),
+            step: "tls handshake",
+        };
+        assert!(!ConnectError::from(closed).is_permanent());
+        let timeout = SecureError::Timeout {
+            who: server,
+            step: "tls handshake",
+            secs: 10,
+        };
+        assert!(!ConnectError::from(timeout).is_permanent());
     }
 
     #[test]

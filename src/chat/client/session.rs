@@ -118,7 +118,11 @@ pub async fn run(
         tokio::select! {
             _ = io.shutdown.cancelled() => {
                 let quit = ClientMsg::Quit { reason: String::new() }.to_bytes().unwrap_or_default();
-                let _ = timeout(INTERRUPT_WRITE, s.wr.write_all(&quit)).await;
+                let write = async {
+                    s.wr.write_all(&quit).await?;
+                    s.wr.flush().await
+                };
+                let _ = timeout(INTERRUPT_WRITE, write).await;
                 return SessionEnd::Interrupted;
             }
             r = rd.read_buf(&mut buf) => match r {
@@ -203,7 +207,12 @@ impl Session<'_> {
                     tracing::warn!("cannot encode {msg:?}: {e}");
                 }
             }
-            match timeout(WRITE_STALL, self.wr.write_all(&bytes)).await {
+            // Flushed: over the secure channel, TLS may hold bytes back.
+            let write = async {
+                self.wr.write_all(&bytes).await?;
+                self.wr.flush().await
+            };
+            match timeout(WRITE_STALL, write).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(self.closed(state, Some(e))),
                 Err(_) => return Err(lost("the server stopped reading", false)),

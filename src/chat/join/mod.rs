@@ -5,7 +5,9 @@
 //! everything else (events, notices, errors, connection state) goes to
 //! stderr. At stdin EOF the client quits and waits for the server to close,
 //! so every typed line was delivered. `--raw` talks to the chapter's raw
-//! chat server instead (`join_raw`).
+//! chat server instead (`join_raw`). With a passphrase option the
+//! connection runs the secure channel first (see `crate::secure`);
+//! `--show-fingerprint` then only prints the server's identity.
 //!
 //! Used whenever stdin is not a terminal, and for now on a terminal too.
 
