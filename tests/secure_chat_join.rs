@@ -308,3 +308,21 @@ fn raw_and_fernet_refuse_the_passphrase_options() {
         assert!(err.contains("cannot be used with"), "{mode}: {err}");
     }
 }
+
+#[test]
+fn a_plain_chat_server_is_named_not_secure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = common::Server::start(&["chat", "serve", "--listen", "127.0.0.1:0"]);
+    let pass = pass_file(tmp.path(), "pass", "correct horse battery");
+    let state = tmp.path().join("cli");
+    let addr = plain.addr_str();
+    let r = join(&addr, &pass, &state, &[], b"hi\n");
+    assert_eq!(r.code, Some(1), "stderr: {}", r.err);
+    let want = format!("error: {addr} is not a secure soquete server");
+    assert!(
+        r.err.lines().any(|l| l.starts_with(&want)),
+        "stderr: {}",
+        r.err
+    );
+    assert!(!state.join("known_servers").exists());
+}
