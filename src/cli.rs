@@ -138,7 +138,7 @@ pub struct ChatJoinArgs {
     pub room: Option<String>,
     /// Talk to a raw chat server (the chapter's Servidor.py, ncat --chat):
     /// each line is sent as-is without framing or newline.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "passphrase_source")]
     pub raw: bool,
     /// With --raw: end each sent line with a newline (for ncat --chat).
     #[arg(long, requires = "raw")]
@@ -148,8 +148,11 @@ pub struct ChatJoinArgs {
     pub no_reconnect: bool,
     /// Talk to the chapter's encrypted chat server (Exemplo 2, Fernet): its
     /// key comes in clear, so anyone on the network can read the chat.
-    #[arg(long, conflicts_with_all = ["raw", "name", "room"])]
+    #[arg(long, conflicts_with_all = ["raw", "name", "room", "passphrase_source"])]
     pub fernet: bool,
+    /// Secure mode (TLS 1.3 with a pinned server key and a passphrase).
+    #[command(flatten)]
+    pub secure: crate::secure::PassphraseArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,7 @@
-//! Opening a chat connection: resolve `ADDR`, try each address, then the
-//! native handshake (preamble + hello, wait for the welcome) with a timeout.
+//! Opening a chat connection: resolve `ADDR`, try each address, in secure
+//! mode run the secure channel (`crate::secure::connect`: TLS 1.3, pinned
+//! key, passphrase check), then the native handshake (preamble + hello,
+//! wait for the welcome) with a timeout, over whichever stream that gave.
 //!
 //! Every way this can fail is one [`ConnectError`] with a message a person
 //! can act on: refused, name taken, server full, version mismatch, a raw
@@ -8,15 +10,17 @@
 //! first bytes from the server are, without I/O.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::net::addr::{AddrError, resolve};
 use crate::sanitize::for_terminal;
+use crate::secure::{self, ClientSecurity, Connected, Pinning, SecureError};
 use crate::wire::chat::{ClientMsg, ErrorCode, MAGIC, PREAMBLE, ServerMsg};
 use crate::wire::frame::{DEFAULT_MAX_FRAME, FrameCodec, LEN_BYTES};
 
@@ -62,6 +66,8 @@ pub enum ConnectError {
     Version { addr: String, text: String },
     #[error("{addr} refused the connection: {text}")]
     Rejected { addr: String, text: String },
+    #[error(transparent)]
+    Secure(#[from] SecureError),
 }
 
 impl ConnectError {
@@ -73,7 +79,7 @@ impl ConnectError {
                 | ConnectError::NotChat { .. }
                 | ConnectError::Version { .. }
                 | ConnectError::Addr(AddrError::Syntax(_))
-        )
+        ) || matches!(self, ConnectError::Secure(e) if secure_is_permanent(e))
     }
 
     /// Whether asking for another name would get us in.
@@ -84,6 +90,23 @@ impl ConnectError {
         )
     }
 }
+
+/// Secure-channel failures that another attempt would only repeat: a
+/// wrong passphrase, a changed or mismatched identity, a server that does
+/// not speak the channel, interception, a local configuration problem.
+fn secure_is_permanent(e: &SecureError) -> bool {
+    !matches!(
+        e,
+        SecureError::Timeout { .. } | SecureError::Closed { .. } | SecureError::Io { .. }
+    )
+}
+
+/// A byte stream a chat session runs over: plain TCP or the secure channel.
+pub trait ChatStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ChatStream for T {}
+
+/// The connection's stream, whichever kind.
+pub type BoxedStream = Box<dyn ChatStream>;
 
 /// Limits of a connection attempt.
 #[derive(Debug, Clone, Copy)]
@@ -103,24 +126,72 @@ pub struct Welcome {
 }
 
 /// A welcomed connection and the bytes already read past the welcome.
-#[derive(Debug)]
 pub struct Connection {
-    pub stream: TcpStream,
+    pub stream: BoxedStream,
     /// Bytes received after the welcome frame (the next frames' start).
     pub buffered: BytesMut,
     pub peer: SocketAddr,
     pub welcome: Welcome,
 }
 
-/// Connects to `addr` (as the user typed it) and completes the handshake
-/// asking for `name`.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("welcome", &self.welcome)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to `addr` (as the user typed it), runs the secure channel when
+/// `security` is set, and completes the handshake asking for `name`.
 pub async fn connect(
     addr: &str,
     name: Option<&str>,
     limits: Timeouts,
+    security: Option<&Arc<ClientSecurity>>,
 ) -> Result<Connection, ConnectError> {
-    let stream = connect_tcp(addr, limits.connect).await?;
-    handshake(stream, addr, name, limits.handshake).await
+    let tcp = connect_tcp(addr, limits.connect).await?;
+    let peer = tcp.peer_addr().map_err(|source| ConnectError::Io {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let stream: BoxedStream = match security {
+        None => Box::new(tcp),
+        Some(sec) => {
+            let (tls, connected) = connect_secure(tcp, addr, sec).await?;
+            report_pinning(addr, &connected);
+            Box::new(tls)
+        }
+    };
+    handshake(stream, peer, addr, name, limits.handshake).await
+}
+
+/// The secure channel on a connected socket (its own 10 s deadline).
+pub async fn connect_secure(
+    tcp: TcpStream,
+    addr: &str,
+    security: &ClientSecurity,
+) -> Result<(secure::ClientStream, Connected), ConnectError> {
+    Ok(secure::connect(tcp, addr, security).await?)
+}
+
+/// Tells the user (stderr) when the server's identity was pinned now, or
+/// when `--fingerprint` overrode a different pin.
+pub fn report_pinning(addr: &str, connected: &Connected) {
+    match &connected.pinning {
+        Pinning::AlreadyPinned => {}
+        Pinning::NewlyPinned { file } => eprintln!(
+            "* pinned server identity {} for {addr} in {} (the passphrase proved it)",
+            connected.fingerprint,
+            file.display()
+        ),
+        Pinning::OverrodeKnown { file, line } => eprintln!(
+            "* note: --fingerprint {} accepted for {addr}; {} line {line} pins another key (left unchanged)",
+            connected.fingerprint,
+            file.display()
+        ),
+    }
 }
 
 /// Resolves `addr` and connects to the first of its addresses that answers.
@@ -149,7 +220,8 @@ pub async fn connect_tcp(addr: &str, limit: Duration) -> Result<TcpStream, Conne
 
 /// Sends the preamble and hello; reads until the welcome or a refusal.
 async fn handshake(
-    mut stream: TcpStream,
+    mut stream: BoxedStream,
+    peer: SocketAddr,
     addr: &str,
     name: Option<&str>,
     limit: Duration,
@@ -158,7 +230,6 @@ async fn handshake(
         addr: addr.to_owned(),
         source,
     };
-    let peer = stream.peer_addr().map_err(io_err)?;
     let mut out = BytesMut::from(&PREAMBLE[..]);
     super::state::ClientState::hello(name)
         .encode(&mut out)
@@ -172,7 +243,11 @@ async fn handshake(
         addr: addr.to_owned(),
         secs: limit.as_secs().max(1),
     };
-    timeout_at(deadline, stream.write_all(&out))
+    let write = async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    };
+    timeout_at(deadline, write)
         .await
         .map_err(|_| timed_out())?
         .map_err(io_err)?;
@@ -217,7 +292,7 @@ async fn on_first_frame(
     msg: ServerMsg,
     addr: &str,
     name: Option<&str>,
-    stream: &mut TcpStream,
+    stream: &mut BoxedStream,
 ) -> Result<Option<Welcome>, ConnectError> {
     match msg {
         ServerMsg::Welcome {
@@ -377,6 +452,32 @@ mod tests {
         assert!(e.is_permanent());
         let e = refusal(999, "go \x1b[2Jaway", "h:1", None);
         assert_eq!(e.to_string(), "h:1 refused the connection: go ^[[2Jaway");
+    }
+
+    #[test]
+    fn secure_refusals_are_permanent_but_network_trouble_is_not() {
+        let server = "h:1".to_string();
+        let wrong = ConnectError::from(SecureError::WrongPassphrase {
+            server: server.clone(),
+        });
+        assert!(wrong.is_permanent());
+        assert_eq!(wrong.to_string(), "wrong passphrase for h:1");
+        let not_secure = SecureError::NotSecureServer {
+            server: server.clone(),
+            detail: "x".into(),
+        };
+        assert!(ConnectError::from(not_secure).is_permanent());
+        let closed = SecureError::Closed {
+            who: server.clone(),
+            step: "tls handshake",
+        };
+        assert!(!ConnectError::from(closed).is_permanent());
+        let timeout = SecureError::Timeout {
+            who: server,
+            step: "tls handshake",
+            secs: 10,
+        };
+        assert!(!ConnectError::from(timeout).is_permanent());
     }
 
     #[test]

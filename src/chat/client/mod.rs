@@ -17,6 +17,7 @@ mod session;
 pub mod state;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -28,6 +29,7 @@ pub use state::{ClientEvent, ClientState, LOBBY};
 use crate::chat::command::Command;
 use crate::chat::names;
 use crate::net::Shutdown;
+use crate::secure::ClientSecurity;
 use crate::wire::chat::ClientMsg;
 use session::{Io, SessionEnd};
 
@@ -125,6 +127,24 @@ pub struct ClientConfig {
     /// Silence after which we ping the server; as long again without an
     /// answer and the connection counts as lost.
     pub keepalive: Duration,
+    /// The secure channel's settings; `None`: plain TCP.
+    pub secure: Option<Secure>,
+}
+
+/// The secure channel's client settings, shared by every (re)connect.
+#[derive(Clone)]
+pub struct Secure(pub Arc<ClientSecurity>);
+
+impl std::fmt::Debug for Secure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secure(..)")
+    }
+}
+
+impl ClientConfig {
+    fn security(&self) -> Option<&Arc<ClientSecurity>> {
+        self.secure.as_ref().map(|s| &s.0)
+    }
 }
 
 impl ClientConfig {
@@ -142,6 +162,7 @@ impl ClientConfig {
             },
             quit_wait: Duration::from_secs(2),
             keepalive: Duration::from_secs(30),
+            secure: None,
         }
     }
 }
@@ -180,7 +201,7 @@ pub async fn run(
     check_options(&config)?;
     let mut state = ClientState::new(config.name.clone(), config.room.clone());
     let mut conn = tokio::select! {
-        c = conn::connect(&config.addr, state.wanted_name(), config.timeouts) => c?,
+        c = conn::connect(&config.addr, state.wanted_name(), config.timeouts, config.security()) => c?,
         _ = shutdown.cancelled() => return Ok(()),
     };
     let mut held = VecDeque::new();
@@ -330,13 +351,14 @@ impl Reconnect<'_> {
     /// (the session then asks for it back with `/nick`).
     async fn attempt(&mut self) -> Result<Option<conn::Connection>, ConnectError> {
         let (addr, limits) = (&self.config.addr, self.config.timeouts);
+        let security = self.config.security();
         let first = tokio::select! {
-            c = conn::connect(addr, self.state.wanted_name(), limits) => c,
+            c = conn::connect(addr, self.state.wanted_name(), limits, security) => c,
             _ = self.shutdown.cancelled() => return Ok(None),
         };
         match first {
             Err(e) if e.is_name_refused() => tokio::select! {
-                c = conn::connect(addr, None, limits) => c.map(Some),
+                c = conn::connect(addr, None, limits, security) => c.map(Some),
                 _ = self.shutdown.cancelled() => Ok(None),
             },
             other => other.map(Some),

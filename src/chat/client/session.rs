@@ -11,12 +11,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::io::WriteHalf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::conn::Connection;
+use super::conn::{BoxedStream, Connection};
 use super::state::{ClientEvent, ClientState, Output};
 use super::{ClientConfig, Request};
 use crate::chat::command::Command;
@@ -65,7 +65,7 @@ pub struct Lost {
 
 /// The socket's write side plus the timers of the loop.
 struct Session<'a> {
-    wr: OwnedWriteHalf,
+    wr: WriteHalf<BoxedStream>,
     events: &'a mpsc::Sender<ClientEvent>,
     /// When anything last arrived from the server.
     last_rx: Instant,
@@ -93,7 +93,7 @@ pub async fn run(
         peer,
         welcome,
     } = conn;
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = tokio::io::split(stream);
     let mut s = Session {
         wr,
         events: io.events,
@@ -118,7 +118,11 @@ pub async fn run(
         tokio::select! {
             _ = io.shutdown.cancelled() => {
                 let quit = ClientMsg::Quit { reason: String::new() }.to_bytes().unwrap_or_default();
-                let _ = timeout(INTERRUPT_WRITE, s.wr.write_all(&quit)).await;
+                let write = async {
+                    s.wr.write_all(&quit).await?;
+                    s.wr.flush().await
+                };
+                let _ = timeout(INTERRUPT_WRITE, write).await;
                 return SessionEnd::Interrupted;
             }
             r = rd.read_buf(&mut buf) => match r {
@@ -203,7 +207,12 @@ impl Session<'_> {
                     tracing::warn!("cannot encode {msg:?}: {e}");
                 }
             }
-            match timeout(WRITE_STALL, self.wr.write_all(&bytes)).await {
+            // Flushed: over the secure channel, TLS may hold bytes back.
+            let write = async {
+                self.wr.write_all(&bytes).await?;
+                self.wr.flush().await
+            };
+            match timeout(WRITE_STALL, write).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(self.closed(state, Some(e))),
                 Err(_) => return Err(lost("the server stopped reading", false)),

@@ -5,7 +5,9 @@
 //! everything else (events, notices, errors, connection state) goes to
 //! stderr. At stdin EOF the client quits and waits for the server to close,
 //! so every typed line was delivered. `--raw` talks to the chapter's raw
-//! chat server instead (`join_raw`).
+//! chat server instead (`join_raw`). With a passphrase option the
+//! connection runs the secure channel first (see `crate::secure`);
+//! `--show-fingerprint` then only prints the server's identity.
 //!
 //! Used whenever stdin is not a terminal, and for now on a terminal too.
 
@@ -14,14 +16,16 @@ mod raw;
 mod view;
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use crate::chat::client::{self, BackoffPolicy, ClientConfig, Request};
+use crate::chat::client::{self, BackoffPolicy, ClientConfig, Request, Secure};
 use crate::chat::command::{self, Command};
 use crate::cli::ChatJoinArgs;
 use crate::net::Shutdown;
+use crate::secure::{ClientSecurity, Role};
 use view::{LineView, Shown};
 
 /// Longest stdin line taken as one message; longer lines come in pieces.
@@ -35,7 +39,20 @@ pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if args.raw {
         return raw::run(&args, shutdown).await;
     }
+    let secure = args.secure.resolve(Role::Client)?;
+    if args.secure.show_fingerprint && secure.is_none() {
+        anyhow::bail!(
+            "--show-fingerprint needs a passphrase option (--passphrase, --passphrase-file or --passphrase-env)"
+        );
+    }
+    let security = secure.as_ref().map(|s| Arc::new(s.client()));
+    if let Some(sec) = &security
+        && args.secure.show_fingerprint
+    {
+        return show_fingerprint(&args.addr, sec).await;
+    }
     let mut config = ClientConfig::new(&args.addr);
+    config.secure = security.map(Secure);
     config.name = args.name.clone();
     config.room = args.room.clone();
     config.reconnect = (!args.no_reconnect).then(BackoffPolicy::default);
@@ -55,6 +72,16 @@ pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     // The event channel closes when the client is done.
     client.await.context("client task failed")??;
     Ok(())
+}
+
+/// `--show-fingerprint`: the secure channel only (no chat handshake), then
+/// the server's fingerprint on stdout.
+async fn show_fingerprint(addr: &str, security: &ClientSecurity) -> anyhow::Result<()> {
+    let limit = ClientConfig::new(addr).timeouts.connect;
+    let tcp = client::conn::connect_tcp(addr, limit).await?;
+    let (_tls, connected) = client::conn::connect_secure(tcp, addr, security).await?;
+    client::conn::report_pinning(addr, &connected);
+    print_stdout(&connected.fingerprint.to_string()).context("cannot write to stdout")
 }
 
 /// Prints one rendered event: chat lines on stdout (flushed), the rest on
