@@ -247,7 +247,13 @@ impl ClientState {
                 room: LOBBY.to_owned(),
             });
         }
-        self.joining = restore.current.filter(|c| key(c) != key(LOBBY));
+        // Text typed before the server's `Joined` for the room it will go to
+        // waits for it (the lobby too: `Welcome` and `Joined` may arrive in
+        // separate reads).
+        self.joining = restore
+            .current
+            .filter(|c| key(c) != key(LOBBY))
+            .or_else(|| (!self.left_lobby).then(|| LOBBY.to_owned()));
         out.events.push(ClientEvent::Connected {
             addr,
             name,

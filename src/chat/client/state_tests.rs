@@ -68,7 +68,10 @@ fn welcome_then_lobby_makes_the_lobby_current() {
     let o = welcome(&mut s, "guest-1", false);
     assert!(o.send.is_empty());
     assert!(matches!(&o.events[0], ClientEvent::Connected { name, .. } if name == "guest-1"));
+    // `Joined` may come in a later read: text typed before it waits.
+    assert!(s.is_waiting(), "text waits for the lobby's Joined");
     let o = joined(&mut s, "lobby");
+    assert!(!s.is_waiting());
     assert_eq!(o.events[1], ClientEvent::CurrentRoom(Some("lobby".into())));
     assert_eq!(s.current(), Some("lobby"));
     // The assigned name is the one to take back after a reconnect.
