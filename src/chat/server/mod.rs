@@ -172,11 +172,13 @@ pub async fn run(args: ChatServeArgs, shutdown: Shutdown) -> anyhow::Result<()> 
         return show_fingerprint(&args.secure);
     }
     let mut cfg = ServeConfig::from_args(&args);
+    let addr = addr::resolve_one(&args.listen).await?;
+    // Bind first: `listening on` must be the first line on stderr, before
+    // anything reading the passphrase or the key may have to say.
+    let listener = addr::bind_tcp(addr)?;
     if let Some(opts) = args.secure.resolve(Role::Server)? {
         cfg.secure = Some(Security(Arc::new(opts.server()?)));
     }
-    let addr = addr::resolve_one(&args.listen).await?;
-    let listener = addr::bind_tcp(addr)?;
     if let Some(Security(sec)) = &cfg.secure {
         tracing::info!(
             "secure chat: this server's fingerprint is {}",
