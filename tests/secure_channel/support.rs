@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,9 +77,6 @@ pub struct Srv {
     pub addr: SocketAddr,
     pub sec: Arc<ServerSecurity>,
     results: tokio::sync::Mutex<mpsc::Receiver<Result<ServerStream, SecureError>>>,
-    /// Rate measurement: count successes instead of handing them out.
-    discard: Arc<AtomicBool>,
-    pub accepted_ok: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -90,22 +86,15 @@ impl Srv {
         let addr = listener.local_addr().unwrap();
         let sec = Arc::new(sec);
         let (tx, rx) = mpsc::channel(64);
-        let discard = Arc::new(AtomicBool::new(false));
-        let accepted_ok = Arc::new(AtomicU64::new(0));
-        let (s, d, ok) = (sec.clone(), discard.clone(), accepted_ok.clone());
+        let s = sec.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else {
                     return;
                 };
-                let (s, tx, d, ok) = (s.clone(), tx.clone(), d.clone(), ok.clone());
+                let (s, tx) = (s.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let result = accept(stream, &s, peer).await;
-                    if d.load(Ordering::Relaxed) {
-                        ok.fetch_add(u64::from(result.is_ok()), Ordering::Relaxed);
-                    } else {
-                        let _ = tx.send(result).await;
-                    }
+                    let _ = tx.send(accept(stream, &s, peer).await).await;
                 });
             }
         });
@@ -113,8 +102,6 @@ impl Srv {
             addr,
             sec,
             results: tokio::sync::Mutex::new(rx),
-            discard,
-            accepted_ok,
             task,
         }
     }
