@@ -11,7 +11,7 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use common::Server;
@@ -60,43 +60,6 @@ fn soquete_chat_server() -> Server {
     ])
 }
 
-/// `ncat --chat` on a free port, killed on drop.
-struct Ncat {
-    child: Child,
-    addr: String,
-}
-
-impl Ncat {
-    /// Starts it, or `None` (with a note) when ncat is not installed.
-    fn start() -> Option<Ncat> {
-        if !common::have_ncat() {
-            return None;
-        }
-        let port = common::free_port();
-        let child = Command::new("ncat")
-            .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ncat --chat");
-        let addr = format!("127.0.0.1:{port}");
-        let up = (0..100).any(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            std::net::TcpStream::connect(&addr).is_ok()
-        });
-        assert!(up, "ncat did not start listening");
-        Some(Ncat { child, addr })
-    }
-}
-
-impl Drop for Ncat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn raw_bench_against_the_chapter_server_gets_every_delivery() {
     let server = Server::python("chapter_chat_server.py", &["0"]);
@@ -120,7 +83,7 @@ fn raw_bench_against_the_chapter_server_gets_every_delivery() {
 
 #[test]
 fn raw_bench_against_ncat_chat_expects_no_echo_and_reads_past_the_prefix() {
-    let Some(ncat) = Ncat::start() else {
+    let Some(ncat) = common::Ncat::start() else {
         return;
     };
     // Paced: ncat puts its `<userN> ` prefix wherever one of its reads

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Server;
@@ -104,27 +103,10 @@ fn line_mode_client_and_chapter_client_share_the_lobby() {
 
 #[test]
 fn raw_clients_chat_through_ncat_chat() {
-    if !common::have_ncat() {
+    let Some(ncat) = common::Ncat::start() else {
         return;
-    }
-    let port = common::free_port();
-    let mut ncat = Command::new("ncat")
-        .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ncat --chat");
-    let addr = format!("127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(up, "ncat did not start listening");
+    };
+    let addr = ncat.addr.clone();
     let listener_addr = addr.clone();
     let listener = std::thread::spawn(move || {
         common::run_with_input_delayed(
@@ -143,8 +125,7 @@ fn raw_clients_chat_through_ncat_chat() {
     );
     assert!(status.success(), "{err}");
     let (status, out, err) = listener.join().unwrap();
-    let _ = ncat.kill();
-    let _ = ncat.wait();
+    drop(ncat);
     assert!(status.success(), "{err}");
     // ncat prefixes the sender (`<user5> hello…`) and escapes non-ASCII
     // bytes as octal, so the text here is ASCII.

@@ -57,17 +57,16 @@ pub struct FernetConfig {
 }
 
 impl FernetConfig {
+    /// The chat server's own reading of the shared flags.
     pub fn from_args(a: &ChatServeArgs) -> Self {
+        let chat = crate::chat::server::ServeConfig::from_args(a);
         Self {
-            limits: AcceptLimits {
-                max_clients: a.max_clients as usize,
-                max_per_ip: a.max_per_ip as usize,
-            },
-            queue: a.queue as usize,
-            max_text: a.max_message as usize,
-            rate: a.rate_limit,
-            burst: a.rate_burst.max(1),
-            sync_timeout: a.handshake_timeout,
+            limits: chat.limits,
+            queue: chat.queue,
+            max_text: chat.hub.max_text,
+            rate: chat.rate,
+            burst: chat.burst,
+            sync_timeout: chat.handshake_timeout,
         }
     }
 }

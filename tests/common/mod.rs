@@ -263,3 +263,40 @@ pub fn chapter_client(
         String::from_utf8_lossy(&out.stdout).into_owned()
     })
 }
+
+/// `ncat --chat` on a free port, killed on drop.
+pub struct Ncat {
+    child: Child,
+    pub addr: String,
+}
+
+impl Ncat {
+    /// Starts it, or `None` (with a note) when ncat is not installed.
+    pub fn start() -> Option<Ncat> {
+        if !have_ncat() {
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("ncat")
+            .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ncat --chat");
+        let addr = format!("127.0.0.1:{port}");
+        let up = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        assert!(up, "ncat did not start listening");
+        Some(Ncat { child, addr })
+    }
+}
+
+impl Drop for Ncat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
