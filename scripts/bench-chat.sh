@@ -16,13 +16,37 @@
 #
 # Takes about five minutes (the 10,000-client join is most of it).
 #
-# usage: scripts/bench-chat.sh [--quick]   (--quick: a tenth of the messages)
+# The 100-client cases last well under a second each, so one run says
+# little on a shared machine: --repeat N runs them N times, the servers
+# taking turns, and the table gives the median of each figure (the 1,000-
+# and 10,000-client cases run once).
+#
+# usage: scripts/bench-chat.sh [--quick] [--repeat N] [--no-large]
+#        (--quick: a tenth of the messages; --no-large: only the
+#        100-client cases)
 # env:   SOQUETE_BIN (default: build --release), CARGO_TARGET_DIR
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SCALE=1
-[[ "${1:-}" == "--quick" ]] && SCALE=10
+REPEAT=1
+LARGE=1
+while (($#)); do
+    case "$1" in
+    --quick) SCALE=10 ;;
+    --no-large) LARGE=0 ;;
+    --repeat)
+        REPEAT=${2:?--repeat needs a count}
+        shift
+        ;;
+    *)
+        echo "usage: scripts/bench-chat.sh [--quick] [--repeat N] [--no-large]" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+[[ "$REPEAT" =~ ^[1-9][0-9]?$ ]] || { echo "bench-chat: --repeat takes 1 to 99" >&2; exit 2; }
 
 if [[ -z "${SOQUETE_BIN:-}" ]]; then
     cargo build --release --quiet
@@ -154,44 +178,72 @@ print(json.dumps(report))
 EOF
 }
 
-run s1-soquete soquete 100 10000 1
-run s1-nodelay soquete-nodelay 100 10000 1
-run s1-ncat ncat 100 10000 1
-run s1-python python 100 10000 1
-run s10-soquete soquete 100 10000 10
-run s10-nodelay soquete-nodelay 100 10000 10
-run s10-ncat ncat 100 10000 10
-run s10-python python 100 10000 10
-run c1k-soquete soquete 1000 10000 1
-run c1k-ncat ncat 1000 10000 1
-# Joining a lobby of 10,000 takes the server a while: give it time.
-TIMEOUT=400 run c10k-soquete soquete 10000 1000 1
-run c10k-ncat ncat 10000 1000 1
-run r1k-soquete soquete 100 5000 1 --rate 1000
-run r1k-nodelay soquete-nodelay 100 5000 1 --rate 1000
-run r1k-ncat ncat 100 5000 1 --rate 1000
-run r1k-python python 100 5000 1 --rate 1000
+for _ in $(seq "$REPEAT"); do
+    run s1-soquete soquete 100 10000 1
+    run s1-nodelay soquete-nodelay 100 10000 1
+    run s1-ncat ncat 100 10000 1
+    run s1-python python 100 10000 1
+    run s10-soquete soquete 100 10000 10
+    run s10-nodelay soquete-nodelay 100 10000 10
+    run s10-ncat ncat 100 10000 10
+    run s10-python python 100 10000 10
+    run r1k-soquete soquete 100 5000 1 --rate 1000
+    run r1k-nodelay soquete-nodelay 100 5000 1 --rate 1000
+    run r1k-ncat ncat 100 5000 1 --rate 1000
+    run r1k-python python 100 5000 1 --rate 1000
+done
+if ((LARGE)); then
+    run c1k-soquete soquete 1000 10000 1
+    run c1k-ncat ncat 1000 10000 1
+    # Joining a lobby of 10,000 takes the server a while: give it time.
+    TIMEOUT=400 run c10k-soquete soquete 10000 1000 1
+    run c10k-ncat ncat 10000 1000 1
+fi
 
 python3 - "$RESULTS" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-head = ["case", "server", "clients", "send", "msgs", "delivered/expected", "deliv/s",
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+
+def median_of(group):
+    """One row per case: the median of every figure over its runs."""
+    first = dict(group[0])
+    first["runs"] = len(group)
+    ok = [r for r in group if "delivered" in r]
+    if not ok:
+        return first
+    med = lambda vals: statistics.median(vals) if vals else None
+    row = dict(ok[0], runs=len(group))
+    for key in ("delivered", "expected", "deliveries_per_s"):
+        row[key] = med([r[key] for r in ok])
+    row["latency_ms"] = {k: med([r["latency_ms"][k] for r in ok if r.get("latency_ms")])
+                         for k in ("p50", "p99", "max")}
+    srv = [r["server"] for r in ok if r.get("server")]
+    row["server"] = {k: med([s[k] for s in srv if s.get(k) is not None])
+                     for k in ("cpu_s", "cpu_s_per_million", "peak_rss_kib")} if srv else None
+    row["errors"] = {k: max(r["errors"].get(k, 0) for r in ok) for k in ok[0]["errors"]}
+    row["exit"] = max(r.get("exit", 0) for r in group)
+    row["error"] = next((r["error"] for r in group if r.get("error")), "")
+    return row
+
+order = list(dict.fromkeys(r["label"] for r in runs))
+rows = [median_of([r for r in runs if r["label"] == label]) for label in order]
+head = ["case", "server", "runs", "clients", "send", "msgs", "delivered/expected", "deliv/s",
         "p50 ms", "p99 ms", "max ms", "cpu s", "cpu s/M", "peak MiB", "errors", "ended"]
 table = [head]
 def f(v, fmt):
     return fmt.format(v) if isinstance(v, (int, float)) else "-"
 for r in rows:
     if "delivered" not in r:
-        table.append([r["label"], r["server_name"]] + ["-"] * 12 + [r.get("failed", "?")])
+        table.append([r["label"], r["server_name"], str(r["runs"])] + ["-"] * 12 + [r.get("failed", "?")])
         continue
     lat = r.get("latency_ms") or {}
     srv = r.get("server") or {}
     errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items() if v) or "0"
     peak = srv.get("peak_rss_kib")
     table.append([
-        r["label"], r["server_name"], f(r["clients"], "{:,}"), str(r["senders"]),
+        r["label"], r["server_name"], str(r["runs"]), f(r["clients"], "{:,}"), str(r["senders"]),
         f(r["messages"], "{:,}"),
-        f"{r['delivered']:,}/{r['expected']:,}" + ("" if r.get("server_echoes") in (True, None) else " (no echo)"),
+        f"{r['delivered']:,.0f}/{r['expected']:,.0f}" + ("" if r.get("server_echoes") in (True, None) else " (no echo)"),
         f(r["deliveries_per_s"], "{:,.0f}"),
         f(lat.get("p50"), "{:.2f}"), f(lat.get("p99"), "{:.2f}"), f(lat.get("max"), "{:.2f}"),
         f(srv.get("cpu_s"), "{:.2f}"), f(srv.get("cpu_s_per_million"), "{:.3f}"),
