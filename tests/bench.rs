@@ -377,3 +377,32 @@ fn raw_and_a_passphrase_cannot_be_combined() {
     assert_eq!(status.code(), Some(2), "stderr:\n{err}");
     assert!(err.contains("cannot be used with"), "stderr:\n{err}");
 }
+
+#[test]
+fn secure_bench_checks_the_fingerprint_it_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = pass_file(tmp.path(), "pass", "correct horse battery");
+    let server = secure_chat_server(&pass, &tmp.path().join("server"));
+    let addr = server.addr_str();
+    let other = format!("SHA256:{}", "0".repeat(64));
+    let (status, report, err) = bench(&[
+        &addr,
+        "--clients",
+        "2",
+        "--messages",
+        "10",
+        "--passphrase-file",
+        &pass,
+        "--fingerprint",
+        &other,
+        "--state-dir",
+        tmp.path().join("client").to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: server identity mismatch for {addr}")),
+        "last line: {last}"
+    );
+    assert!(report.is_none());
+}
