@@ -239,7 +239,7 @@ pub struct BenchChatArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// Drive a raw chat server (ncat --chat, the chapter's Servidor.py).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "passphrase_source")]
     pub raw: bool,
     /// Give up after this long.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
@@ -251,6 +251,11 @@ pub struct BenchChatArgs {
     /// during the run (Linux, from /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Secure mode, as `chat join`: every client runs the secure channel
+    /// (TLS 1.3 and the passphrase) before its hello; not counted in the
+    /// measured interval.
+    #[command(flatten)]
+    pub secure: crate::secure::PassphraseArgs,
 }
 
 #[derive(Debug, Args)]

@@ -264,3 +264,145 @@ fn secure_handshake_bench_completes_every_handshake() {
     assert_eq!(report["server_failed"], 0, "{out}");
     assert_eq!(report["handshakes"], report["server_ok"], "{out}");
 }
+
+/// A passphrase file (mode 0600) in `dir`.
+fn pass_file(dir: &std::path::Path, name: &str, pass: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{pass}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path.to_str().unwrap().to_owned()
+}
+
+fn secure_chat_server(pass: &str, state: &std::path::Path) -> Server {
+    Server::start(&[
+        "chat",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-limit",
+        "0",
+        "--max-per-ip",
+        "0",
+        "--history",
+        "0",
+        "--passphrase-file",
+        pass,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn secure_bench_runs_every_client_through_the_secure_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = pass_file(tmp.path(), "pass", "correct horse battery");
+    let server = secure_chat_server(&pass, &tmp.path().join("server"));
+    let pid = server.child.id().to_string();
+    let state = tmp.path().join("client");
+    let (status, report, err) = bench(&[
+        &server.addr_str(),
+        "--clients",
+        "5",
+        "--messages",
+        "50",
+        "--passphrase-file",
+        &pass,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--server-pid",
+        &pid,
+    ]);
+    let r = assert_complete(status, &report, &err);
+    assert_eq!(r["mode"], "native");
+    assert_eq!(r["secure"], true, "report {r}");
+    assert_eq!(r["connected"], 5, "report {r}");
+    assert_eq!(r["expected"], 250, "report {r}");
+    assert!(r["connect_s"].as_f64().unwrap() > 0.0, "report {r}");
+    assert!(r["latency_ms"]["p99"].is_number(), "report {r}");
+    if cfg!(target_os = "linux") {
+        assert!(r["server"]["cpu_s"].is_number(), "report {r}");
+    }
+    // Pinned once, by the check before the run, not once per client.
+    let known = std::fs::read_to_string(state.join("known_servers")).unwrap();
+    let pins = known.lines().filter(|l| l.contains(&server.addr_str()));
+    assert_eq!(pins.count(), 1, "{known}");
+    assert!(err.contains("* pinned server identity"), "stderr:\n{err}");
+}
+
+#[test]
+fn plain_bench_reports_it_was_not_secure() {
+    let server = soquete_chat_server();
+    let (status, report, err) = bench(&[&server.addr_str(), "--clients", "2", "--messages", "10"]);
+    let r = assert_complete(status, &report, &err);
+    assert_eq!(r["secure"], false, "report {r}");
+}
+
+#[test]
+fn secure_bench_with_a_wrong_passphrase_is_one_error_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let right = pass_file(tmp.path(), "right", "correct horse battery");
+    let wrong = pass_file(tmp.path(), "wrong", "incorrect horse battery");
+    let server = secure_chat_server(&right, &tmp.path().join("server"));
+    let addr = server.addr_str();
+    let state = tmp.path().join("client");
+    let (status, report, err) = bench(&[
+        &addr,
+        "--clients",
+        "5",
+        "--messages",
+        "50",
+        "--passphrase-file",
+        &wrong,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [format!("error: wrong passphrase for {addr}").as_str()],
+        "stderr:\n{err}"
+    );
+    assert!(report.is_none(), "no run, no report");
+    assert!(!state.join("known_servers").exists());
+}
+
+#[test]
+fn raw_and_a_passphrase_cannot_be_combined() {
+    let (status, _, err) = bench(&["127.0.0.1:9", "--raw", "--passphrase-env", "X"]);
+    assert_eq!(status.code(), Some(2), "stderr:\n{err}");
+    assert!(err.contains("cannot be used with"), "stderr:\n{err}");
+}
+
+#[test]
+fn secure_bench_checks_the_fingerprint_it_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = pass_file(tmp.path(), "pass", "correct horse battery");
+    let server = secure_chat_server(&pass, &tmp.path().join("server"));
+    let addr = server.addr_str();
+    let other = format!("SHA256:{}", "0".repeat(64));
+    let (status, report, err) = bench(&[
+        &addr,
+        "--clients",
+        "2",
+        "--messages",
+        "10",
+        "--passphrase-file",
+        &pass,
+        "--fingerprint",
+        &other,
+        "--state-dir",
+        tmp.path().join("client").to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: server identity mismatch for {addr}")),
+        "last line: {last}"
+    );
+    assert!(report.is_none());
+}

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -19,9 +19,15 @@ use super::payload::{Found, Kind, Stamp};
 use super::plan::Plan;
 use super::stats::new_histogram;
 
+/// The receiving half of a client's connection, plain or secure.
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The sending half of a client's connection, plain or secure. Secure
+/// streams buffer inside TLS: every write is followed by a flush.
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// A client's sending half, shared by its sender task and its reader (for
 /// pongs and probes). Holding it keeps the connection open.
-pub(crate) type Writer = Arc<tokio::sync::Mutex<OwnedWriteHalf>>;
+pub(crate) type Writer = Arc<tokio::sync::Mutex<WriteHalf>>;
 
 /// Latency histograms, sharded so thousands of clients rarely contend.
 const LATENCY_SHARDS: usize = 16;
@@ -310,6 +316,14 @@ pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     };
     let _ = stream.set_nodelay(true);
     Ok(stream)
+}
+
+/// Writes `bytes` and flushes (a secure stream holds them in TLS until
+/// flushed; for TCP the flush does nothing).
+pub(crate) async fn send(writer: &Writer, bytes: &[u8]) -> std::io::Result<()> {
+    let mut w = writer.lock().await;
+    w.write_all(bytes).await?;
+    w.flush().await
 }
 
 /// Tells the run a client could not connect.

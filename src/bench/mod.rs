@@ -3,11 +3,14 @@
 //! the chapter's `Servidor.py`, `ncat --chat`), has S of them send M
 //! stamped messages, and measures every delivery end to end: count,
 //! duplicates, loss, latency percentiles, and optionally the server's CPU
-//! and memory. It always ends by itself and says why.
+//! and memory. It always ends by itself and says why. Given a passphrase
+//! (as `chat join`), every native client opens the secure channel first, so
+//! a secure server can be compared with a plain one under the same load.
 //!
 //! Layout: `plan` (what a run does, pure), `payload` and `lines` (message
 //! text and raw line splitting, pure), `client`/`native`/`raw`/`sender`
-//! (the tasks), `run` (the phases), `stats`/`report`/`procstat` (numbers).
+//! (the tasks), `secure` (the secure channel's set-up), `run` (the
+//! phases), `stats`/`report`/`procstat` (numbers).
 
 mod client;
 pub mod handshakes;
@@ -19,13 +22,17 @@ mod procstat;
 mod raw;
 mod report;
 mod run;
+mod secure;
 mod sender;
 mod stats;
+
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::cli::BenchChatArgs;
 use crate::net::Shutdown;
+use crate::secure::Role;
 
 /// File descriptors the benchmark needs beyond one per client.
 const SPARE_FDS: u64 = 64;
@@ -43,11 +50,26 @@ pub async fn chat(args: BenchChatArgs, shutdown: Shutdown) -> anyhow::Result<()>
     let addr = crate::net::resolve(&args.addr)
         .await
         .context("cannot use the server address")?[0];
+    if args.secure.show_fingerprint {
+        anyhow::bail!("--show-fingerprint is for chat join and chat serve, not the bench");
+    }
+    let secure = match args.secure.resolve(Role::Client)? {
+        None => None,
+        Some(opts) => {
+            let target = secure::SecureTarget {
+                security: opts.client(),
+                label: args.addr.clone(),
+            };
+            secure::preflight(&target).await?;
+            Some(Arc::new(target))
+        }
+    };
     raise_fd_limit(u64::from(args.clients) + SPARE_FDS);
     let config = run::Config {
         addr,
         plan,
         native: !args.raw,
+        secure,
         timeout: args.timeout,
         server: args.server_pid.map(|pid| procstat::ServerProcess { pid }),
     };

@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::client::{End, Inbox, Joined, Shared, Tally, Writer, connect, report_failure};
+use super::client::{
+    End, Inbox, Joined, ReadHalf, Shared, Tally, Writer, connect, report_failure, send,
+};
 use super::payload;
+use super::secure::{SecureTarget, handshake, split_plain};
 use crate::sanitize::for_terminal;
 use crate::wire::chat::{ClientMsg, PREAMBLE, ServerMsg};
 use crate::wire::frame::FrameCodec;
@@ -89,11 +92,13 @@ impl Session {
     }
 }
 
-/// Connects client `idx`, joins the lobby, then receives until the run stops.
+/// Connects client `idx` (through the secure channel when `secure` is
+/// set), joins the lobby, then receives until the run stops.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     idx: u32,
     addr: SocketAddr,
+    secure: Option<Arc<SecureTarget>>,
     permit: OwnedSemaphorePermit,
     ready: mpsc::UnboundedSender<Joined>,
 ) -> Tally {
@@ -101,7 +106,13 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(why) => return report_failure(&shared, &ready, why),
     };
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = match &secure {
+        None => split_plain(stream),
+        Some(target) => match handshake(stream, target).await {
+            Ok(halves) => halves,
+            Err(why) => return report_failure(&shared, &ready, format!("client {idx}: {why}")),
+        },
+    };
     let writer: Writer = Arc::new(tokio::sync::Mutex::new(wr));
     let hello = ClientMsg::Hello {
         name: format!("bench-{idx}"),
@@ -111,7 +122,7 @@ pub(crate) async fn run(
     if let Err(e) = hello.encode(&mut out) {
         return report_failure(&shared, &ready, format!("cannot encode hello: {e}"));
     }
-    if let Err(e) = writer.lock().await.write_all(&out).await {
+    if let Err(e) = send(&writer, &out).await {
         return report_failure(&shared, &ready, format!("cannot send hello to {addr}: {e}"));
     }
 
@@ -145,7 +156,7 @@ struct Conn {
 type Ending = (End, Option<String>);
 
 impl Conn {
-    async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> Ending {
+    async fn read_loop(&mut self, rd: &mut ReadHalf) -> Ending {
         let codec = FrameCodec::new(MAX_FRAME);
         let mut buf = BytesMut::with_capacity(READ_BUFFER);
         let handshake = tokio::time::sleep(HANDSHAKE_TIMEOUT);
@@ -226,7 +237,7 @@ impl Conn {
             }
             Step::Reply(m) => {
                 if let Ok(bytes) = m.to_bytes() {
-                    let _ = self.writer.lock().await.write_all(&bytes).await;
+                    let _ = send(&self.writer, &bytes).await;
                 }
             }
             Step::Refused(why) => {

@@ -52,7 +52,7 @@ pub(crate) async fn run(
     let (mut rd, wr) = stream.into_split();
     // Kept for the whole loop: dropping the write half would send FIN, and
     // the chapter's server drops a client whose recv returns nothing.
-    let writer: Writer = Arc::new(tokio::sync::Mutex::new(wr));
+    let writer: Writer = Arc::new(tokio::sync::Mutex::new(Box::new(wr)));
     shared.client_ready();
     let _ = ready.send(Joined::Ready {
         idx,
@@ -67,7 +67,7 @@ pub(crate) async fn run(
             Loop::Rejoin => match connect_paced(&shared, addr, &permits).await {
                 Some(Ok((s, greeting))) => {
                     let (r, w) = s.into_split();
-                    *writer.lock().await = w;
+                    *writer.lock().await = Box::new(w);
                     (rd, buf) = (r, greeting);
                 }
                 Some(Err(why)) => break (End::Disconnected, Some(why)),

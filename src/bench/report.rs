@@ -10,6 +10,8 @@ use super::stats::{LatencyMs, thousands};
 pub(crate) struct Report {
     /// `native` or `raw`.
     pub mode: &'static str,
+    /// Every client ran the secure channel (TLS 1.3 + passphrase) first.
+    pub secure: bool,
     /// Whether the server delivers a message to its sender too (native:
     /// always; raw: found out by a probe before the run; `None` if the run
     /// ended before that).
@@ -21,6 +23,9 @@ pub(crate) struct Report {
     pub clients: u32,
     /// Clients connected (and, native, welcomed) when sending began.
     pub connected: u32,
+    /// Time to connect every client (handshakes included), before sending:
+    /// not part of `elapsed_s`.
+    pub connect_s: Option<f64>,
     pub senders: u32,
     pub messages: u64,
     pub size: usize,
@@ -89,7 +94,8 @@ impl Report {
             Some(false) => "every client but the sender: server does not echo",
             None => "not known whether the server echoes",
         };
-        t.push(("mode", format!("{} ({load})", self.mode)));
+        let channel = if self.secure { ", secure channel" } else { "" };
+        t.push(("mode", format!("{}{channel} ({load})", self.mode)));
         t.push((
             "clients",
             format!(
@@ -98,6 +104,9 @@ impl Report {
                 thousands(self.connected.into())
             ),
         ));
+        if let Some(c) = self.connect_s {
+            t.push(("connecting", format!("{c:.3} s (not measured below)")));
+        }
         t.push(("senders", thousands(self.senders.into())));
         t.push((
             "messages",
@@ -188,6 +197,8 @@ mod tests {
     fn sample() -> Report {
         Report {
             mode: "raw",
+            secure: false,
+            connect_s: Some(0.25),
             server_echoes: Some(false),
             load: "closed",
             window_per_sender: Some(256),

@@ -18,6 +18,7 @@ use super::client::{End, Joined, Shared, Tally, Writer};
 use super::plan::Plan;
 use super::procstat::ServerProcess;
 use super::report::{Errors, Report, ServerUsage};
+use super::secure::{HANDSHAKES_IN_FLIGHT, SecureTarget};
 use super::stats::{cpu_seconds, latency_ms, per_million, per_second, thousands};
 use super::{native, raw, sender};
 
@@ -50,6 +51,8 @@ pub(crate) struct Config {
     pub addr: SocketAddr,
     pub plan: Plan,
     pub native: bool,
+    /// Native clients open the secure channel first (`None`: plain TCP).
+    pub secure: Option<Arc<SecureTarget>>,
     /// Bounds the whole run, connecting included.
     pub timeout: Duration,
     pub server: Option<ServerProcess>,
@@ -96,6 +99,8 @@ struct Run {
     deadline: Instant,
     /// Clients that became ready.
     connected: u32,
+    /// How long connecting them took (secure handshakes included).
+    connect_time: Option<Duration>,
     echo: Option<bool>,
 }
 
@@ -110,6 +115,7 @@ pub(crate) async fn run(cfg: Config, shutdown: Shutdown) -> Outcome {
         shared,
         shutdown,
         connected: 0,
+        connect_time: None,
     };
     let mut clients = run.spawn_clients();
     let mut senders = JoinSet::new();
@@ -132,10 +138,10 @@ struct Window {
 impl Run {
     fn spawn_clients(&self) -> (JoinSet<Tally>, mpsc::UnboundedReceiver<Joined>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let permits = Arc::new(Semaphore::new(if self.cfg.native {
-            CONNECTS_IN_FLIGHT
-        } else {
-            RAW_CONNECTS_IN_FLIGHT
+        let permits = Arc::new(Semaphore::new(match (self.cfg.native, &self.cfg.secure) {
+            (false, _) => RAW_CONNECTS_IN_FLIGHT,
+            (true, Some(_)) => HANDSHAKES_IN_FLIGHT,
+            (true, None) => CONNECTS_IN_FLIGHT,
         }));
         let mut set = JoinSet::new();
         tracing::info!(
@@ -145,7 +151,7 @@ impl Run {
         );
         for idx in 0..self.cfg.plan.clients {
             let (shared, permits, tx) = (self.shared.clone(), permits.clone(), tx.clone());
-            let (addr, native) = (self.cfg.addr, self.cfg.native);
+            let (addr, native, secure) = (self.cfg.addr, self.cfg.native, self.cfg.secure.clone());
             set.spawn(async move {
                 if !native {
                     return raw::run(shared, idx, addr, permits, tx).await;
@@ -154,7 +160,7 @@ impl Run {
                     _ = shared.stop.cancelled() => return Tally::default(),
                     p = permits.acquire_owned() => p.expect("semaphore never closed"),
                 };
-                native::run(shared, idx, addr, permit, tx).await
+                native::run(shared, idx, addr, secure, permit, tx).await
             });
         }
         (set, rx)
@@ -209,10 +215,16 @@ impl Run {
         if failed > 0 || self.shared.dropped.load(Ordering::SeqCst) > 0 {
             return Err(Stop::NotConnected);
         }
+        self.connect_time = Some(began.elapsed());
         tracing::info!(
-            "{} clients connected in {:.2} s",
+            "{} clients connected in {:.2} s{}",
             thousands(self.connected.into()),
-            began.elapsed().as_secs_f64()
+            began.elapsed().as_secs_f64(),
+            if self.cfg.secure.is_some() {
+                " (secure channel)"
+            } else {
+                ""
+            }
         );
         writers
             .into_iter()
@@ -349,6 +361,8 @@ impl Run {
         });
         let report = Report {
             mode: if self.cfg.native { "native" } else { "raw" },
+            secure: self.cfg.secure.is_some(),
+            connect_s: self.connect_time.map(|d| d.as_secs_f64()),
             server_echoes: self.echo,
             load: if plan.rate_per_sender.is_some() {
                 "open"

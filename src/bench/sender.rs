@@ -50,9 +50,13 @@ pub(crate) async fn run(shared: Arc<Shared>, s: u32, writer: Writer) -> Result<(
             put_message(&shared, &stamp, &mut out)?;
         }
         let mut w = writer.lock().await;
+        let write = async {
+            w.write_all(&out).await?;
+            w.flush().await
+        };
         tokio::select! {
             _ = shared.stop.cancelled() => return Ok(()),
-            r = w.write_all(&out) => r.map_err(|e| format!("sender {s}: connection lost: {e}"))?,
+            r = write => r.map_err(|e| format!("sender {s}: connection lost: {e}"))?,
         }
         drop(w);
         seq += n;
