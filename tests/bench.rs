@@ -305,10 +305,12 @@ fn secure_bench_runs_every_client_through_the_secure_channel() {
     let state = tmp.path().join("client");
     let (status, report, err) = bench(&[
         &server.addr_str(),
+        // More than the five passphrase attempts a server runs at once
+        // for one address: the rest wait their turn, none is locked out.
         "--clients",
-        "5",
+        "24",
         "--messages",
-        "50",
+        "20",
         "--passphrase-file",
         &pass,
         "--state-dir",
@@ -319,8 +321,8 @@ fn secure_bench_runs_every_client_through_the_secure_channel() {
     let r = assert_complete(status, &report, &err);
     assert_eq!(r["mode"], "native");
     assert_eq!(r["secure"], true, "report {r}");
-    assert_eq!(r["connected"], 5, "report {r}");
-    assert_eq!(r["expected"], 250, "report {r}");
+    assert_eq!(r["connected"], 24, "report {r}");
+    assert_eq!(r["expected"], 480, "report {r}");
     assert!(r["connect_s"].as_f64().unwrap() > 0.0, "report {r}");
     assert!(r["latency_ms"]["p99"].is_number(), "report {r}");
     if cfg!(target_os = "linux") {

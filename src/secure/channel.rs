@@ -79,6 +79,9 @@ pub struct ServerSecurity {
     created: bool,
     /// Failed passphrase attempts per address.
     limiter: Mutex<AttemptLimiter>,
+    /// Notified when a passphrase attempt finishes, for connections the
+    /// limiter told to wait ([`Admission::Busy`]).
+    attempt_done: tokio::sync::Notify,
     /// Deadline for each connection's whole handshake.
     timeout: Duration,
 }
@@ -102,6 +105,7 @@ impl ServerSecurity {
             fingerprint: identity.fingerprint,
             created: identity.created,
             limiter: Mutex::new(AttemptLimiter::new(LimiterPolicy::default())),
+            attempt_done: tokio::sync::Notify::new(),
             timeout: HANDSHAKE_TIMEOUT,
         })
     }
@@ -315,7 +319,21 @@ pub async fn accept(
     fill_frame(&mut tls, &mut buf, deadline)
         .await
         .map_err(|e| e.into_error(&who, cfg.timeout, "passphrase check"))?;
-    let admission = cfg.limiter().begin(peer.ip(), std::time::Instant::now());
+    let admission = loop {
+        let done = cfg.attempt_done.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        match cfg.limiter().begin(peer.ip(), std::time::Instant::now()) {
+            Admission::Busy => {}
+            other => break other,
+        }
+        // Other attempts from this address decide first.
+        if timeout_at(deadline, done).await.is_err() {
+            return Err(timeout(
+                "waiting for other passphrase attempts from this address",
+            ));
+        }
+    };
     if let Admission::Refused { retry_after } = admission {
         let secs = u64::try_from(retry_after.as_millis().div_ceil(1000))
             .unwrap_or(u64::MAX)
@@ -327,14 +345,43 @@ pub async fn accept(
             retry_after_secs: secs,
         });
     }
+    let attempt = Attempt {
+        cfg,
+        ip: peer.ip(),
+        succeeded: false,
+    };
     let mut machine = ServerHandshake::new(cfg.passphrase.as_bytes(), exporter);
     match drive(&mut tls, &mut buf, deadline, |b| machine.on_bytes(b)).await {
         Ok(()) => {
-            cfg.limiter().succeeded(peer.ip());
+            attempt.succeed();
             Ok(tls)
         }
         Err(DriveError::Handshake(e)) => Err(SecureError::from_server_handshake(e, peer)),
         Err(e) => Err(e.into_error(&who, cfg.timeout, "passphrase check")),
+    }
+}
+
+/// One passphrase attempt the limiter allowed. Unless it succeeds it is a
+/// failure, however it ends: an error, a timeout, a client gone after the
+/// server's answer (which was enough to test its guess), or the task
+/// dropped at shutdown.
+struct Attempt<'a> {
+    cfg: &'a ServerSecurity,
+    ip: std::net::IpAddr,
+    succeeded: bool,
+}
+
+impl Attempt<'_> {
+    fn succeed(mut self) {
+        self.succeeded = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let now = std::time::Instant::now();
+        self.cfg.limiter().finish(self.ip, self.succeeded, now);
+        self.cfg.attempt_done.notify_waiters();
     }
 }
 
