@@ -34,9 +34,9 @@ pub const QUIET: Duration = Duration::from_millis(500);
 /// After stdin EOF, the longest wait for echoes.
 pub const LINGER: Duration = Duration::from_secs(3);
 /// TCP connect timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest message printed as one line; longer ones are cut, not lost.
-const MAX_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Runs the raw client until stdin EOF (plus echoes), Ctrl-C, or the
 /// server closing.
@@ -60,10 +60,7 @@ pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     }
     let (mut rd, mut wr) = stream.into_split();
     let mut lines = input::stdin_lines(MAX_LINE);
-    let mut sender = Sender {
-        newline: args.newline,
-        last: None,
-    };
+    let mut sender = Sender::new(args.newline);
     let mut splitter = RawSplitter::new(MAX_MESSAGE);
     let mut chunk = vec![0u8; 16 * 1024];
     // Set at stdin EOF: (when input ended, when data last arrived).
@@ -109,8 +106,9 @@ pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     }
 }
 
-/// Writes typed lines the way the chapter's client does.
-struct Sender {
+/// Writes typed lines the way the chapter's client does (the terminal chat
+/// sends with it too).
+pub(crate) struct Sender {
     /// End each line with `\n` (`ncat --chat`).
     newline: bool,
     /// When the previous line went out.
@@ -118,7 +116,14 @@ struct Sender {
 }
 
 impl Sender {
-    async fn send(&mut self, wr: &mut OwnedWriteHalf, text: &str) -> anyhow::Result<()> {
+    pub(crate) fn new(newline: bool) -> Self {
+        Self {
+            newline,
+            last: None,
+        }
+    }
+
+    pub(crate) async fn send(&mut self, wr: &mut OwnedWriteHalf, text: &str) -> anyhow::Result<()> {
         if text.is_empty() {
             return Ok(()); // `send(b'')` sends nothing
         }
