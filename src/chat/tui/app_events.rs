@@ -32,7 +32,11 @@ impl App {
                 self.link = Link::Connected;
                 self.fingerprint = fingerprint.map(|f| clean(&f));
                 self.max_text = Some(max_text as usize);
-                let verb = if reconnected { "reconnected" } else { "connected" };
+                let verb = if reconnected {
+                    "reconnected"
+                } else {
+                    "connected"
+                };
                 let text = format!("{verb} to {addr} as {}", self.me);
                 self.everywhere(now, &text, reconnected);
             }

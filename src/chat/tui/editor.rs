@@ -5,7 +5,6 @@
 
 use unicode_segmentation::UnicodeSegmentation;
 
-
 /// Lines kept in the history.
 pub const HISTORY: usize = 500;
 /// Longest input line, in bytes: far above any server's message limit, it
@@ -218,14 +217,22 @@ impl Editor {
         let trimmed = before.trim_end_matches(|c: char| !c.is_alphanumeric());
         trimmed
             .rfind(|c: char| !c.is_alphanumeric())
-            .map_or(0, |i| i + trimmed[i..].chars().next().map_or(1, char::len_utf8))
+            .map_or(0, |i| {
+                i + trimmed[i..].chars().next().map_or(1, char::len_utf8)
+            })
     }
 
     fn word_end(&self, at: usize) -> usize {
         let after = &self.line[at..];
-        let skip = after.len() - after.trim_start_matches(|c: char| !c.is_alphanumeric()).len();
+        let skip = after.len()
+            - after
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
         let rest = &after[skip..];
-        at + skip + rest.find(|c: char| !c.is_alphanumeric()).unwrap_or(rest.len())
+        at + skip
+            + rest
+                .find(|c: char| !c.is_alphanumeric())
+                .unwrap_or(rest.len())
     }
 
     fn snap_to_boundary(&mut self) {

@@ -227,7 +227,10 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
         let n = p.lines.len();
         let text = format!("Paste {n} lines as {n} messages? [y/N]");
         let style = Style::new().fg(Color::Black).bg(Color::Yellow);
-        frame.render_widget(Paragraph::new(fit(&text, usize::from(area.width)).to_owned()).style(style), area);
+        frame.render_widget(
+            Paragraph::new(fit(&text, usize::from(area.width)).to_owned()).style(style),
+            area,
+        );
         return;
     }
     let prompt = match app.active_window().kind {
@@ -247,7 +250,8 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
         let used = app.counter().map_or(0, |(u, _)| u);
         let over = app.max_text.is_some_and(|m| used > m);
         let style = Style::new().fg(if over { Color::Red } else { Color::Yellow });
-        let pad = usize::from(area.width).saturating_sub(width(&prompt) + width(&spans[1].content) + counter_w);
+        let pad = usize::from(area.width)
+            .saturating_sub(width(&prompt) + width(&spans[1].content) + counter_w);
         spans.push(Span::raw(" ".repeat(pad)));
         spans.push(Span::styled(c, style));
     }

@@ -161,7 +161,10 @@ fn to_line(row: Vec<Cell<'_>>, indent: usize) -> Line<'static> {
     let mut style = None;
     for c in row {
         if style.is_some_and(|s| s != c.style) {
-            spans.push(Span::styled(std::mem::take(&mut text), style.unwrap_or_default()));
+            spans.push(Span::styled(
+                std::mem::take(&mut text),
+                style.unwrap_or_default(),
+            ));
         }
         style = Some(c.style);
         text.push_str(c.g);

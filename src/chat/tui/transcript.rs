@@ -50,7 +50,10 @@ mod tests {
     fn lines_are_appended_with_a_timestamp() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chat.log");
-        Transcript::open(&path).unwrap().write(["[#lobby] <ana> oi"]).unwrap();
+        Transcript::open(&path)
+            .unwrap()
+            .write(["[#lobby] <ana> oi"])
+            .unwrap();
         Transcript::open(&path).unwrap().write(["second"]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();

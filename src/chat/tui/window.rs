@@ -107,7 +107,10 @@ impl Window {
     /// Adds an entry. `active`: the window is on screen; `width`: its
     /// scrollback width, so a scrolled-up view stays where it is.
     pub fn push(&mut self, entry: Entry, active: bool, width: usize) {
-        let counts = matches!(entry.kind, EntryKind::Say | EntryKind::Action | EntryKind::Raw);
+        let counts = matches!(
+            entry.kind,
+            EntryKind::Say | EntryKind::Action | EntryKind::Raw
+        );
         if counts && !active && !entry.history && !entry.own {
             self.unread += 1;
             self.highlight |= entry.mention;
@@ -161,7 +164,8 @@ impl Window {
             }
         }
         let scroll = self.scroll.min(rows_rev.len().saturating_sub(height));
-        let mut shown: Vec<Line<'static>> = rows_rev.into_iter().skip(scroll).take(height).collect();
+        let mut shown: Vec<Line<'static>> =
+            rows_rev.into_iter().skip(scroll).take(height).collect();
         shown.reverse();
         (shown, scroll)
     }
@@ -215,7 +219,7 @@ pub fn rows(e: &Entry, width: usize) -> Vec<Line<'static>> {
             segs.push(Segment::fixed("> ", Style::new().fg(Color::DarkGray)));
         }
         EntryKind::Action => {
-            segs.push(Segment::fixed(" * ", Style::new()));
+            segs.push(Segment::fixed("* ", Style::new()));
             segs.push(Segment::fixed(format!("{} ", e.from), nick));
         }
         EntryKind::Info => segs.push(Segment::fixed("-!- ", Style::new().fg(Color::Cyan))),
