@@ -17,8 +17,8 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// Starts a tmux server (with dead panes kept, so exit statuses can be
-    /// read), or `None` when tmux is not installed -- a failure instead when
+    /// Starts a tmux server (with dead panes kept, so their screens can
+    /// be read), or `None` when tmux is not installed -- a failure instead when
     /// `SOQUETE_REQUIRE_TMUX=1` (CI).
     pub fn start() -> Option<Tmux> {
         let found = Command::new("tmux")
@@ -70,7 +70,7 @@ impl Tmux {
     }
 
     /// A new session `name`, `w`x`h`, running `soquete ARGS` with a
-    /// 256-colour terminal.
+    /// 256-colour terminal; [`Tmux::wait_exit`] reads its exit status.
     pub fn spawn(&self, name: &str, w: u16, h: u16, args: &[&str]) {
         let mut cmd = vec![
             "env".to_owned(),
@@ -79,8 +79,13 @@ impl Tmux {
             quote(env!("CARGO_BIN_EXE_soquete")),
         ];
         cmd.extend(args.iter().map(|a| quote(a)));
+        let status = self.status_file(name);
+        let line = format!(
+            "{}; echo $? > {}",
+            cmd.join(" "),
+            quote(status.to_str().expect("utf-8 temp path"))
+        );
         let (w, h) = (w.to_string(), h.to_string());
-        let line = cmd.join(" ");
         self.ok(&["new-session", "-d", "-s", name, "-x", &w, "-y", &h, &line]);
     }
 
@@ -135,15 +140,29 @@ impl Tmux {
         self.wait(target, &format!("{needle:?}"), |s| s.contains(needle))
     }
 
-    /// Waits until the pane's program has exited; its exit status.
+    /// Waits until the pane's program has exited; its exit status. (The
+    /// shell in the pane writes it to a file: tmux itself does not always
+    /// reap a pane's process in time to report it.)
     pub fn wait_exit(&self, target: &str) -> i32 {
+        let file = self.status_file(target);
         let deadline = Instant::now() + WAIT;
-        while self.format(target, "#{pane_dead}") != "1" {
-            assert!(Instant::now() < deadline, "{target} did not exit");
+        loop {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if let Ok(code) = text.trim().parse() {
+                return code;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{target} did not exit; the screen:\n{}",
+                    self.capture(target)
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let status = self.format(target, "#{pane_dead_status}");
-        status.parse().unwrap_or(-1)
+    }
+
+    fn status_file(&self, target: &str) -> PathBuf {
+        self._dir.path().join(format!("{target}.status"))
     }
 }
 
