@@ -63,11 +63,10 @@ pub async fn run(
     loop {
         if let Some(t) = transcript.as_mut()
             && !app.log.is_empty()
+            && let Err(e) = t.write(app.log.drain(..))
         {
-            if let Err(e) = t.write(app.log.drain(..)) {
-                app.error(&now(), clean(&format!("cannot write the log: {e}")));
-                transcript = None;
-            }
+            app.error(&now(), clean(&format!("cannot write the log: {e}")));
+            transcript = None;
         }
         app.log.clear();
         screen.draw(app)?;

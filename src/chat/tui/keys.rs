@@ -102,7 +102,7 @@ fn plain_key(app: &mut App, code: KeyCode, now: &str) -> Vec<Action> {
         KeyCode::PageDown => app.active_window_mut().scroll_down(page),
         // Clamped to the top when drawn.
         KeyCode::Home => app.active_window_mut().scroll_up(usize::MAX / 2),
-        KeyCode::End => app.active_window_mut().to_bottom(),
+        KeyCode::End => app.active_window_mut().scroll_to_bottom(),
         _ => {}
     }
     Vec::new()

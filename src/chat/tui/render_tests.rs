@@ -227,7 +227,7 @@ fn scrolled_up_shows_new_messages_below() {
     check(buf.clone(), 30, 8, &rows);
     assert_eq!(buf[(3, 5)].bg, Color::Yellow);
     // End: back to the newest, marker gone.
-    app.active_window_mut().to_bottom();
+    app.active_window_mut().scroll_to_bottom();
     let (buf, _) = render(&mut app, 30, 8);
     let rows = [
         (0, "1:h:1 2:@bo".to_owned()),

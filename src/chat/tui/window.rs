@@ -145,7 +145,7 @@ impl Window {
     }
 
     /// End: back to following new messages.
-    pub fn to_bottom(&mut self) {
+    pub fn scroll_to_bottom(&mut self) {
         self.scroll = 0;
         self.below = 0;
     }
