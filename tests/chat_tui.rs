@@ -166,3 +166,52 @@ fn a_lost_connection_reconnects_and_rejoins_rooms() {
     t.keys("ana", &["C-c"]);
     assert_eq!(t.wait_exit("ana"), 0);
 }
+
+#[test]
+fn secure_mode_shows_a_lock_and_the_servers_fingerprint() {
+    let Some(t) = Tmux::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
+    let pass = path("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let secure = |state: &str| {
+        [
+            "--passphrase-file".to_owned(),
+            pass.clone(),
+            "--state-dir".into(),
+            path(state),
+        ]
+    };
+    let mut args: Vec<String> = ["chat", "serve", "--listen", "127.0.0.1:0"]
+        .map(String::from)
+        .to_vec();
+    args.extend(secure("server"));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&argv);
+    let addr = server.addr_str();
+    let mut show: Vec<String> = ["chat", "join", &addr, "--show-fingerprint"]
+        .map(String::from)
+        .to_vec();
+    show.extend(secure("probe"));
+    let argv: Vec<&str> = show.iter().map(String::as_str).collect();
+    let (status, out, err) = run_with_input(&argv, b"", Duration::from_secs(10));
+    assert!(status.success(), "{err}");
+    let fingerprint = out.trim().to_owned();
+    assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
+
+    let mut join: Vec<String> = ["chat", "join", &addr, "--name", "ana"]
+        .map(String::from)
+        .to_vec();
+    join.extend(secure("client"));
+    let argv: Vec<&str> = join.iter().map(String::as_str).collect();
+    t.spawn("ana", 160, 24, &argv);
+    let screen = t.wait_for("ana", "│ connected │ 🔒 ");
+    assert!(screen.contains(&fingerprint), "{screen}");
+    // What the core prints on stderr (the new pin) lands in the status
+    // window instead of on top of the screen.
+    assert!(!screen.contains("pinned server identity"), "{screen}");
+    t.keys("ana", &["M-1"]);
+    t.wait_for("ana", "-!- * pinned server identity");
+    t.line("ana", "/quit");
+    assert_eq!(t.wait_exit("ana"), 0);
+}
