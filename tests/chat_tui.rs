@@ -51,6 +51,12 @@ fn two_people_chat_switch_rooms_and_resize() {
     });
     t.line("bo", "oi ana, 日本語 🎉 ok");
     t.wait_for("ana", "<bo> oi ana, 日本語 🎉 ok");
+    // Tab completes a name at the start of the line.
+    t.type_text("ana", "b");
+    t.keys("ana", &["Tab"]);
+    t.wait_for("ana", "[#lobby] bo:");
+    t.line("ana", "welcome");
+    t.wait_for("bo", "<ana> bo: welcome");
 
     // Rooms: bo opens #lab and talks; ana joins and gets the history.
     t.line("bo", "/join lab");
@@ -122,6 +128,18 @@ fn escape_sequences_from_others_do_not_clear_the_screen() {
     let plain = t.wait_for("cy", "[lobby] evil: x^[[2Jy^[]2;pwned^Gz");
     assert!(plain.contains("* connected to"), "{plain}");
     assert_eq!(t.format("cy", "#{alternate_on}"), "0", "no full screen");
+
+    // A bracketed paste of three lines asks first, then sends each.
+    t.ok(&["set-buffer", "first\n/second\nthird"]);
+    t.ok(&["paste-buffer", "-p", "-t", "ana"]);
+    t.wait_for("ana", "Paste 3 lines as 3 messages? [y/N]");
+    t.keys("ana", &["y"]);
+    t.wait_for("cy", "[lobby] ana: third");
+    let plain = t.capture("cy");
+    assert!(
+        plain.contains("[lobby] ana: first\n[lobby] ana: /second\n"),
+        "{plain}"
+    );
 }
 
 #[test]

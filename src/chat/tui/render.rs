@@ -200,11 +200,11 @@ fn status_line(app: &App, cells: u16) -> String {
         Link::Lost(_) if app.mode == Mode::Native && !app.quitting => "reconnecting…".to_owned(),
         Link::Lost(_) => "disconnected".to_owned(),
     };
-    let mut parts = vec![
-        " soquete".to_owned(),
-        app.server.clone(),
-        app.active_window().label(),
-    ];
+    let window = match app.active_window().kind {
+        Kind::Status => "status".to_owned(),
+        _ => app.active_window().label(),
+    };
+    let mut parts = vec![" soquete".to_owned(), app.server.clone(), window];
     if !app.me.is_empty() {
         parts.push(app.me.clone());
     }

@@ -204,14 +204,15 @@ impl Window {
 
 /// An entry's wrapped rows at `width`.
 pub fn rows(e: &Entry, width: usize) -> Vec<Line<'static>> {
-    let time = Segment::fixed(format!("{} ", e.time), Style::new().fg(Color::DarkGray));
+    let time = (!e.time.is_empty())
+        .then(|| Segment::fixed(format!("{} ", e.time), Style::new().fg(Color::DarkGray)));
     let body_style = if e.mention {
         Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
     } else {
         Style::new()
     };
     let nick = nick_style(&e.from);
-    let mut segs = vec![time];
+    let mut segs: Vec<Segment> = time.into_iter().collect();
     match e.kind {
         EntryKind::Say => {
             segs.push(Segment::fixed("<", Style::new().fg(Color::DarkGray)));
