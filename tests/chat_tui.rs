@@ -233,3 +233,26 @@ fn secure_mode_shows_a_lock_and_the_servers_fingerprint() {
     t.line("ana", "/quit");
     assert_eq!(t.wait_exit("ana"), 0);
 }
+
+#[test]
+fn the_line_mode_keeps_a_transcript_with_log_too() {
+    let server = serve(&[]);
+    let addr = server.addr_str();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let args = [
+        "chat",
+        "join",
+        &addr,
+        "--name",
+        "ana",
+        "--log",
+        log.to_str().unwrap(),
+    ];
+    let (status, out, err) = run_with_input(&args, b"oi \x1b[2J\n", Duration::from_secs(10));
+    assert!(status.success(), "{err}");
+    assert!(out.contains("[lobby] ana: oi ^[[2J"), "{out}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(" [lobby] ana: oi ^[[2J\n"), "{text}");
+    assert!(text.contains(" * connected to "), "{text}");
+}

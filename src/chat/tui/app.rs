@@ -20,6 +20,8 @@ const KNOWN_ROOMS: usize = 200;
 const SPEAKERS: usize = 50;
 /// From this share of the server's limit on, the input shows a counter.
 const COUNTER_FROM: f64 = 0.8;
+/// Most lines one paste may send (a bigger paste is refused whole).
+pub const MAX_PASTE_LINES: usize = 1000;
 
 /// Which server the chat talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,9 +301,16 @@ impl App {
     }
 
     /// A bracketed paste: one line goes into the input line; several ask
-    /// first (see [`App::answer_paste`]).
-    pub fn paste(&mut self, text: &str) {
+    /// first (see [`App::answer_paste`]); more than [`MAX_PASTE_LINES`]
+    /// are refused.
+    pub fn paste(&mut self, text: &str, time: &str) {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let count = text.split('\n').filter(|l| !l.trim().is_empty()).count();
+        if count > MAX_PASTE_LINES {
+            let msg = format!("paste not sent: {count} lines (at most {MAX_PASTE_LINES})");
+            self.error(time, msg);
+            return;
+        }
         let lines: Vec<String> = text
             .split('\n')
             .filter(|l| !l.trim().is_empty())

@@ -265,7 +265,7 @@ fn help_lists_commands_and_keys_and_quit_is_remembered() {
 #[test]
 fn pasted_lines_are_sent_as_text_even_with_a_slash() {
     let mut app = in_rooms();
-    app.paste("first\n/etc/passwd is a path\n");
+    app.paste("first\n/etc/passwd is a path\n", "12:00");
     let out = app.answer_paste(true, "12:00");
     let say = |s: &str| Action::Request(Request::Command(Command::Say(s.into())));
     assert_eq!(out, [say("first"), say("/etc/passwd is a path")]);
@@ -314,4 +314,15 @@ fn raw_mode_has_one_window_of_plain_lines() {
     app.editor.insert("/join lab");
     // A raw server takes commands as text, if at all.
     assert_eq!(app.submit("12:00"), [Action::RawLine("/join lab".into())]);
+}
+
+#[test]
+fn a_huge_paste_is_refused_whole() {
+    let mut app = in_rooms();
+    let big = "x\n".repeat(MAX_PASTE_LINES + 1);
+    app.paste(&big, "12:00");
+    assert!(app.paste.is_none());
+    let last = app.windows[1].entries.back().unwrap();
+    assert_eq!(last.kind, EntryKind::Error);
+    assert!(last.text.contains("1001 lines"), "{}", last.text);
 }

@@ -127,7 +127,7 @@ fn on_terminal(app: &mut App, ev: Event) -> Vec<Action> {
     match ev {
         Event::Key(k) => keys::on_key(app, k, &now()),
         Event::Paste(text) => {
-            app.paste(&text);
+            app.paste(&text, &now());
             Vec::new()
         }
         // A resize is picked up by the next draw.

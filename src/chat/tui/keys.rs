@@ -33,6 +33,11 @@ pub fn on_key(app: &mut App, key: KeyEvent, now: &str) -> Vec<Action> {
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let alt = key.modifiers.contains(KeyModifiers::ALT);
+    if let (true, true, KeyCode::Char(c)) = (ctrl, alt, key.code) {
+        // AltGr on Windows arrives as Ctrl+Alt: it types a character.
+        app.editor.insert(c.encode_utf8(&mut [0; 4]));
+        return Vec::new();
+    }
     if ctrl {
         return ctrl_key(app, key.code, now);
     }
@@ -163,6 +168,14 @@ mod tests {
     }
 
     #[test]
+    fn altgr_characters_are_typed() {
+        let mut app = App::new(Mode::Raw, "h:1");
+        let altgr = KeyModifiers::CONTROL | KeyModifiers::ALT;
+        on_key(&mut app, KeyEvent::new(KeyCode::Char('@'), altgr), "");
+        assert_eq!(app.editor.line(), "@");
+    }
+
+    #[test]
     fn enter_sends_and_up_brings_it_back() {
         let mut app = App::new(Mode::Raw, "h:1");
         type_str(&mut app, "oi");
@@ -199,19 +212,19 @@ mod tests {
     #[test]
     fn a_multi_line_paste_waits_for_yes() {
         let mut app = App::new(Mode::Raw, "h:1");
-        app.paste("one\r\ntwo\n\nthree\n");
+        app.paste("one\r\ntwo\n\nthree\n", "12:00");
         assert_eq!(app.paste.as_ref().map(|p| p.lines.len()), Some(3));
         // Any other key is a no, and nothing is sent.
         assert!(on_key(&mut app, key(KeyCode::Char('x')), "").is_empty());
         assert!(app.paste.is_none());
-        app.paste("one\ntwo");
+        app.paste("one\ntwo", "12:00");
         let out = on_key(&mut app, key(KeyCode::Char('y')), "");
         assert_eq!(
             out,
             [Action::RawLine("one".into()), Action::RawLine("two".into())]
         );
         // A single line goes into the input line instead.
-        app.paste("just this\n");
+        app.paste("just this\n", "12:00");
         assert!(app.paste.is_none());
         assert_eq!(app.editor.line(), "just this");
     }

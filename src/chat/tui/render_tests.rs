@@ -293,7 +293,7 @@ fn the_counter_appears_near_the_limit_and_turns_red_past_it() {
 #[test]
 fn a_multi_line_paste_asks_in_the_input_line() {
     let mut app = narrow(&[]);
-    app.paste("a\nb\nc");
+    app.paste("a\nb\nc", "12:00");
     let (buf, _) = render(&mut app, 40, 4);
     let row: String = (0..40).map(|x| buf[(x, 3)].symbol()).collect();
     assert_eq!(row.trim_end(), "Paste 3 lines as 3 messages? [y/N]");
