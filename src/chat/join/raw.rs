@@ -4,7 +4,8 @@
 //! of the chapter's `Cliente.py` (`input().encode('utf-8')`; an empty line
 //! sends nothing). What arrives is split into messages by
 //! [`RawSplitter`] (coalesced and split reads, split UTF-8, invalid bytes
-//! replaced) and printed one sanitized stdout line each.
+//! replaced) and printed one sanitized stdout line each (with `--log FILE`,
+//! appended to a transcript too).
 //!
 //! Without newlines a raw server cannot tell two quick messages apart, so
 //! consecutive sends are spaced by [`SEND_GAP`] (a person never types that
@@ -22,6 +23,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::{MAX_LINE, input, print_stdout};
 use crate::chat::client::conn::connect_tcp;
+use crate::chat::tui::transcript::Transcript;
 use crate::cli::ChatJoinArgs;
 use crate::net::Shutdown;
 use crate::sanitize::for_terminal;
@@ -48,6 +50,7 @@ pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> 
             "* --name and --room do nothing with --raw; type /nick or /join if the server takes commands"
         );
     }
+    let mut log = args.log.as_deref().map(Transcript::open).transpose()?;
     let stream = tokio::select! {
         s = connect_tcp(&args.addr, CONNECT_TIMEOUT) => s?,
         _ = shutdown.cancelled() => return Ok(()),
@@ -87,19 +90,19 @@ pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> 
                     Err(e) => anyhow::bail!("connection lost: {e}"),
                 };
                 if n == 0 {
-                    print_all(splitter.flush())?;
+                    print_all(splitter.flush(), &mut log)?;
                     if ended.is_some() {
                         return Ok(());
                     }
                     anyhow::bail!("server closed the connection");
                 }
-                print_all(splitter.push(&chunk[..n]))?;
+                print_all(splitter.push(&chunk[..n]), &mut log)?;
                 if let Some((_, quiet)) = ended.as_mut() {
                     *quiet = Instant::now();
                 }
             }
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                print_all(splitter.flush())?;
+                print_all(splitter.flush(), &mut log)?;
                 return Ok(());
             }
         }
@@ -142,9 +145,17 @@ impl Sender {
     }
 }
 
-fn print_all(messages: impl IntoIterator<Item = String>) -> std::io::Result<()> {
+/// Prints each message (and appends it to the `--log` transcript).
+fn print_all(
+    messages: impl IntoIterator<Item = String>,
+    log: &mut Option<Transcript>,
+) -> std::io::Result<()> {
     for m in messages {
-        print_stdout(&for_terminal(&m))?;
+        let line = for_terminal(&m);
+        if let Some(t) = log.as_mut() {
+            t.write([&line])?;
+        }
+        print_stdout(&line)?;
     }
     Ok(())
 }
