@@ -361,3 +361,15 @@ fn narrow_screens_hide_the_member_list_and_scroll_the_tabs() {
     assert!(areas(&app, Rect::new(0, 0, 40, 6)).members.is_none());
     assert!(areas(&app, Rect::new(0, 0, 60, 6)).members.is_some());
 }
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for (w, h) in [(1, 1), (2, 2), (5, 3), (10, 4), (3, 10)] {
+        let mut app = scene();
+        app.editor.insert("日本語 text");
+        app.active_window_mut().scroll_up(3);
+        render(&mut app, w, h);
+        app.paste("a\nb", "12:00");
+        render(&mut app, w, h);
+    }
+}
