@@ -230,6 +230,8 @@ pub fn rows(e: &Entry, width: usize) -> Vec<Line<'static>> {
     let body = match e.kind {
         EntryKind::Info => Style::new().fg(Color::Gray),
         EntryKind::Error => Style::new().fg(Color::LightRed),
+        // Replayed on join: dimmed, so what is new stands out.
+        _ if e.history => body_style.add_modifier(Modifier::DIM),
         _ => body_style,
     };
     let prefix: usize = segs.iter().map(|s| text::width(&s.text)).sum();
@@ -298,6 +300,26 @@ mod tests {
             .map(|n| format!("{:?}", nick_color(n)))
             .collect();
         assert!(spread.len() >= 3, "{spread:?}");
+    }
+
+    #[test]
+    fn history_replays_are_dimmed() {
+        let mut e = say("ana", "old");
+        e.history = true;
+        let row = &rows(&e, 40)[0];
+        let body = row.spans.last().unwrap();
+        assert_eq!(body.content, "old");
+        assert!(body.style.add_modifier.contains(Modifier::DIM));
+        let fresh = rows(&say("ana", "new"), 40);
+        assert!(
+            !fresh[0]
+                .spans
+                .last()
+                .unwrap()
+                .style
+                .add_modifier
+                .contains(Modifier::DIM)
+        );
     }
 
     #[test]
