@@ -153,6 +153,13 @@ pub struct ChatJoinArgs {
     /// Secure mode (TLS 1.3 with a pinned server key and a passphrase).
     #[command(flatten)]
     pub secure: crate::secure::PassphraseArgs,
+    /// Use the plain line mode even on a terminal (the full-screen chat is
+    /// the default when stdin and stdout are both terminals).
+    #[arg(long)]
+    pub plain: bool,
+    /// Append a transcript of the chat (timestamped lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -132,6 +132,8 @@ pub struct Connection {
     pub buffered: BytesMut,
     pub peer: SocketAddr,
     pub welcome: Welcome,
+    /// The server's identity, when the secure channel carries the session.
+    pub fingerprint: Option<String>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -156,15 +158,17 @@ pub async fn connect(
         addr: addr.to_owned(),
         source,
     })?;
-    let stream: BoxedStream = match security {
-        None => Box::new(tcp),
+    let (stream, fingerprint): (BoxedStream, _) = match security {
+        None => (Box::new(tcp), None),
         Some(sec) => {
             let (tls, connected) = connect_secure(tcp, addr, sec).await?;
             report_pinning(addr, &connected);
-            Box::new(tls)
+            (Box::new(tls), Some(connected.fingerprint.to_string()))
         }
     };
-    handshake(stream, peer, addr, name, limits.handshake).await
+    let mut conn = handshake(stream, peer, addr, name, limits.handshake).await?;
+    conn.fingerprint = fingerprint;
+    Ok(conn)
 }
 
 /// The secure channel on a connected socket (its own 10 s deadline).
@@ -269,6 +273,7 @@ async fn handshake(
                         buffered: buf,
                         peer,
                         welcome,
+                        fingerprint: None,
                     });
                 }
                 continue;

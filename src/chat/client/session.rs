@@ -92,6 +92,7 @@ pub async fn run(
         buffered: mut buf,
         peer,
         welcome,
+        fingerprint,
     } = conn;
     let (mut rd, wr) = tokio::io::split(stream);
     let mut s = Session {
@@ -104,7 +105,12 @@ pub async fn run(
         next_token: 1,
     };
     let w = welcome;
-    let out = state.on_welcome(peer, w.name, w.software, w.max_text, reconnected);
+    let mut out = state.on_welcome(peer, w.name, w.software, w.max_text, reconnected);
+    for e in &mut out.events {
+        if let ClientEvent::Connected { fingerprint: f, .. } = e {
+            f.clone_from(&fingerprint);
+        }
+    }
     if let Err(end) = s.apply(state, out).await {
         return end;
     }

@@ -30,6 +30,11 @@ pub enum ClientEvent {
         name: String,
         software: String,
         reconnected: bool,
+        /// Longest text the server takes, in bytes.
+        max_text: u32,
+        /// The server's identity (`SHA256:…`) when the session runs over
+        /// the secure channel.
+        fingerprint: Option<String>,
     },
     /// The connection ended; `reason` says how. A reconnect may follow.
     Disconnected { reason: String },
@@ -259,6 +264,8 @@ impl ClientState {
             name,
             software,
             reconnected,
+            max_text,
+            fingerprint: None,
         });
         out
     }

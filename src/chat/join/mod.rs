@@ -9,10 +9,12 @@
 //! connection runs the secure channel first (see `crate::secure`);
 //! `--show-fingerprint` then only prints the server's identity.
 //!
-//! Used whenever stdin is not a terminal, and for now on a terminal too.
+//! Used whenever stdin or stdout is not a terminal, or with `--plain`;
+//! otherwise `run` hands over to the full-screen chat (`crate::chat::tui`),
+//! `--raw` included. `--log FILE` appends what is shown to a transcript.
 
 pub(crate) mod input;
-mod raw;
+pub(crate) mod raw;
 mod view;
 
 use std::io::{IsTerminal, Write};
@@ -23,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::chat::client::{self, BackoffPolicy, ClientConfig, Request, Secure};
 use crate::chat::command::{self, Command};
+use crate::chat::tui::transcript::Transcript;
 use crate::cli::ChatJoinArgs;
 use crate::net::Shutdown;
 use crate::secure::{ClientSecurity, Role};
@@ -35,6 +38,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if args.fernet {
         return crate::secure::fernet_client::run(args, shutdown).await;
+    }
+    let screen = crate::chat::tui::wanted(&args);
+    if args.raw && screen {
+        return crate::chat::tui::run_raw(&args, shutdown).await;
     }
     if args.raw {
         return raw::run(&args, shutdown).await;
@@ -56,6 +63,10 @@ pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     config.name = args.name.clone();
     config.room = args.room.clone();
     config.reconnect = (!args.no_reconnect).then(BackoffPolicy::default);
+    if screen {
+        return crate::chat::tui::run_native(config, &args, shutdown).await;
+    }
+    let mut transcript = args.log.as_deref().map(Transcript::open).transpose()?;
 
     let (req_tx, req_rx) = mpsc::channel(64);
     let (ev_tx, mut ev_rx) = mpsc::channel(256);
@@ -67,7 +78,11 @@ pub async fn run(args: ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let mut view = LineView::new(!args.no_reconnect);
     while let Some(event) = ev_rx.recv().await {
-        show(view.render(&event)).context("cannot write to stdout")?;
+        let line = view.render(&event);
+        if let (Some(t), Some(Shown::Stdout(s) | Shown::Stderr(s))) = (transcript.as_mut(), &line) {
+            t.write([s]).context("cannot write the log")?;
+        }
+        show(line).context("cannot write to stdout")?;
     }
     // The event channel closes when the client is done.
     client.await.context("client task failed")??;

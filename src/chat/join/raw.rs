@@ -4,7 +4,8 @@
 //! of the chapter's `Cliente.py` (`input().encode('utf-8')`; an empty line
 //! sends nothing). What arrives is split into messages by
 //! [`RawSplitter`] (coalesced and split reads, split UTF-8, invalid bytes
-//! replaced) and printed one sanitized stdout line each.
+//! replaced) and printed one sanitized stdout line each (with `--log FILE`,
+//! appended to a transcript too).
 //!
 //! Without newlines a raw server cannot tell two quick messages apart, so
 //! consecutive sends are spaced by [`SEND_GAP`] (a person never types that
@@ -22,6 +23,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::{MAX_LINE, input, print_stdout};
 use crate::chat::client::conn::connect_tcp;
+use crate::chat::tui::transcript::Transcript;
 use crate::cli::ChatJoinArgs;
 use crate::net::Shutdown;
 use crate::sanitize::for_terminal;
@@ -34,9 +36,9 @@ pub const QUIET: Duration = Duration::from_millis(500);
 /// After stdin EOF, the longest wait for echoes.
 pub const LINGER: Duration = Duration::from_secs(3);
 /// TCP connect timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest message printed as one line; longer ones are cut, not lost.
-const MAX_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Runs the raw client until stdin EOF (plus echoes), Ctrl-C, or the
 /// server closing.
@@ -48,6 +50,7 @@ pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> 
             "* --name and --room do nothing with --raw; type /nick or /join if the server takes commands"
         );
     }
+    let mut log = args.log.as_deref().map(Transcript::open).transpose()?;
     let stream = tokio::select! {
         s = connect_tcp(&args.addr, CONNECT_TIMEOUT) => s?,
         _ = shutdown.cancelled() => return Ok(()),
@@ -60,10 +63,7 @@ pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     }
     let (mut rd, mut wr) = stream.into_split();
     let mut lines = input::stdin_lines(MAX_LINE);
-    let mut sender = Sender {
-        newline: args.newline,
-        last: None,
-    };
+    let mut sender = Sender::new(args.newline);
     let mut splitter = RawSplitter::new(MAX_MESSAGE);
     let mut chunk = vec![0u8; 16 * 1024];
     // Set at stdin EOF: (when input ended, when data last arrived).
@@ -90,27 +90,28 @@ pub async fn run(args: &ChatJoinArgs, shutdown: Shutdown) -> anyhow::Result<()> 
                     Err(e) => anyhow::bail!("connection lost: {e}"),
                 };
                 if n == 0 {
-                    print_all(splitter.flush())?;
+                    print_all(splitter.flush(), &mut log)?;
                     if ended.is_some() {
                         return Ok(());
                     }
                     anyhow::bail!("server closed the connection");
                 }
-                print_all(splitter.push(&chunk[..n]))?;
+                print_all(splitter.push(&chunk[..n]), &mut log)?;
                 if let Some((_, quiet)) = ended.as_mut() {
                     *quiet = Instant::now();
                 }
             }
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                print_all(splitter.flush())?;
+                print_all(splitter.flush(), &mut log)?;
                 return Ok(());
             }
         }
     }
 }
 
-/// Writes typed lines the way the chapter's client does.
-struct Sender {
+/// Writes typed lines the way the chapter's client does (the terminal chat
+/// sends with it too).
+pub(crate) struct Sender {
     /// End each line with `\n` (`ncat --chat`).
     newline: bool,
     /// When the previous line went out.
@@ -118,7 +119,14 @@ struct Sender {
 }
 
 impl Sender {
-    async fn send(&mut self, wr: &mut OwnedWriteHalf, text: &str) -> anyhow::Result<()> {
+    pub(crate) fn new(newline: bool) -> Self {
+        Self {
+            newline,
+            last: None,
+        }
+    }
+
+    pub(crate) async fn send(&mut self, wr: &mut OwnedWriteHalf, text: &str) -> anyhow::Result<()> {
         if text.is_empty() {
             return Ok(()); // `send(b'')` sends nothing
         }
@@ -137,9 +145,17 @@ impl Sender {
     }
 }
 
-fn print_all(messages: impl IntoIterator<Item = String>) -> std::io::Result<()> {
+/// Prints each message (and appends it to the `--log` transcript).
+fn print_all(
+    messages: impl IntoIterator<Item = String>,
+    log: &mut Option<Transcript>,
+) -> std::io::Result<()> {
     for m in messages {
-        print_stdout(&for_terminal(&m))?;
+        let line = for_terminal(&m);
+        if let Some(t) = log.as_mut() {
+            t.write([&line])?;
+        }
+        print_stdout(&line)?;
     }
     Ok(())
 }

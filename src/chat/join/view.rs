@@ -211,6 +211,8 @@ mod tests {
             name: me.into(),
             software: "x".into(),
             reconnected: false,
+            max_text: 4096,
+            fingerprint: None,
         });
         v
     }
