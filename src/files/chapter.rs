@@ -13,9 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::server::Ctx;
-use super::transfer::{RateLimit, send_file};
+use super::transfer::{Flow, RateLimit, send_file};
 use crate::sanitize::for_terminal;
-use crate::wire::files_chapter::{ChapterRequest, MAX_REQUEST, OK, listing, not_found, parse_request};
+use crate::wire::files_chapter::{
+    ChapterRequest, MAX_REQUEST, OK, listing, not_found, parse_request,
+};
 
 /// Serves one chapter client; `early` holds bytes it sent before the listing.
 pub(crate) async fn run(ctx: Arc<Ctx>, mut stream: TcpStream, peer: SocketAddr, early: BytesMut) {
@@ -81,9 +83,11 @@ async fn serve(
         opened.file,
         opened.size,
         hasher,
-        rate.as_mut(),
-        &mut (),
-        idle,
+        Flow {
+            rate: rate.as_mut(),
+            tally: &mut (),
+            stall: idle,
+        },
     )
     .await?;
     stream.write_all(OK).await?;

@@ -16,13 +16,11 @@ use super::client::{Conn, Replies, connect};
 use super::progress::Progress;
 use super::resume::{CommitError, PartFile, hash_prefix, partial_len};
 use super::store::part_path;
-use super::transfer::{Received, recv_file};
+use super::transfer::{Flow, Received, recv_file};
 use crate::cli::FilesGetArgs;
 use crate::net::Shutdown;
 use crate::sanitize::for_terminal;
-use crate::wire::files::{
-    Entry, EntryKind, GetMode, Hash, Reply, Request, check_path, zero_hash,
-};
+use crate::wire::files::{Entry, EntryKind, GetMode, Hash, Reply, Request, check_path, zero_hash};
 
 /// One file to download.
 struct Job {
@@ -148,7 +146,10 @@ async fn plan(
         for (name, entries) in listed {
             for e in entries {
                 let Some(target) = local_path(&output, &name, &e) else {
-                    errs.push(format!("the server sent a bad path: {}", for_terminal(&e.path)));
+                    errs.push(format!(
+                        "the server sent a bad path: {}",
+                        for_terminal(&e.path)
+                    ));
                     continue;
                 };
                 let id = jobs.len() as u32 + 1;
@@ -193,7 +194,9 @@ fn plan_one(id: u32, e: Entry, target: PathBuf, overwrite: bool) -> Result<Optio
         )),
         Ok(m) if m.len() != e.size => Ok(Some(job(GetMode::Replace, None))),
         Ok(_) => {
-            let have = hash_prefix(&target, u64::MAX).map_err(io)?.map(|(h, n)| (n, h));
+            let have = hash_prefix(&target, u64::MAX)
+                .map_err(io)?
+                .map(|(h, n)| (n, h));
             let mode = if overwrite {
                 GetMode::Replace
             } else {
@@ -203,9 +206,9 @@ fn plan_one(id: u32, e: Entry, target: PathBuf, overwrite: bool) -> Result<Optio
         }
         Err(_) => {
             let have = match partial_len(&target) {
-                Some(n) if n > 0 && n <= e.size => {
-                    hash_prefix(&part_path(&target), n).map_err(io)?.map(|(h, n)| (n, h))
-                }
+                Some(n) if n > 0 && n <= e.size => hash_prefix(&part_path(&target), n)
+                    .map_err(io)?
+                    .map(|(h, n)| (n, h)),
                 _ => None,
             };
             Ok(Some(job(GetMode::Resume, have)))
@@ -251,7 +254,16 @@ async fn receive_all(
     });
     let mut replies = Replies::new(&addr);
     for job in jobs {
-        receive_one(&mut rd, &mut buf, &mut replies, job, args, progress, failures).await?;
+        receive_one(
+            &mut rd,
+            &mut buf,
+            &mut replies,
+            job,
+            args,
+            progress,
+            failures,
+        )
+        .await?;
     }
     let _ = writer.await;
     Ok(())
@@ -287,7 +299,10 @@ async fn receive_one<R: AsyncRead + Unpin>(
         Reply::Data { offset, len, .. } => (offset, len),
         other => bail!("unexpected reply {other:?}"),
     };
-    let resumed = job.have.as_ref().filter(|(n, _)| *n == offset && offset > 0);
+    let resumed = job
+        .have
+        .as_ref()
+        .filter(|(n, _)| *n == offset && offset > 0);
     if job.mode == GetMode::Resume {
         if resumed.is_some() {
             progress.note(&format!("resuming {shown} from {offset} bytes"));
@@ -304,9 +319,23 @@ async fn receive_one<R: AsyncRead + Unpin>(
         .with_context(|| format!("cannot write {}", job.target.display()))?;
     let mut bar = progress.file(&job.remote, offset + len, offset);
     let file = part.file.try_clone()?;
-    let got = recv_file(rd, buf, file, len, hasher, &mut bar, super::client::IDLE_TIMEOUT)
-        .await
-        .with_context(|| format!("receiving {shown} (the partial file is kept: get it again to resume)"))?;
+    let mut rate = args.limit_rate.map(super::transfer::RateLimit::new);
+    let got = recv_file(
+        rd,
+        buf,
+        file,
+        len,
+        hasher,
+        Flow {
+            rate: rate.as_mut(),
+            tally: &mut bar,
+            stall: super::client::IDLE_TIMEOUT,
+        },
+    )
+    .await
+    .with_context(|| {
+        format!("receiving {shown} (the partial file is kept: get it again to resume)")
+    })?;
     let expected = match replies.next(rd, buf).await? {
         Reply::End { hash, .. } => hash,
         other => bail!("expected the end of {shown}, got {other:?}"),
@@ -317,9 +346,18 @@ async fn receive_one<R: AsyncRead + Unpin>(
             bail!("cannot write {}: {e}", part.path.display());
         }
     };
-    commit(part, hasher, expected, args.overwrite || job.mode == GetMode::Replace, &shown)
-        .await
-        .map_or_else(|e| failures.push(e.to_string()), |()| progress.finish_file(bar));
+    commit(
+        part,
+        *hasher,
+        expected,
+        args.overwrite || job.mode == GetMode::Replace,
+        &shown,
+    )
+    .await
+    .map_or_else(
+        |e| failures.push(e.to_string()),
+        |()| progress.finish_file(bar),
+    );
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use super::get::finish;
 use super::progress::{FileBar, Progress};
 use super::resume::hash_prefix;
 use super::store::mtime_ms;
-use super::transfer::{RateLimit, send_file};
+use super::transfer::{Flow, RateLimit, send_file};
 use crate::cli::FilesPutArgs;
 use crate::net::Shutdown;
 use crate::sanitize::for_terminal;
@@ -40,7 +40,7 @@ enum Send {
         local: PathBuf,
         offset: u64,
         len: u64,
-        hasher: blake3::Hasher,
+        hasher: Box<blake3::Hasher>,
         bar: FileBar,
     },
     /// No more: send `Done`.
@@ -82,11 +82,17 @@ fn expand(sources: &[PathBuf]) -> (Vec<Upload>, Vec<String>) {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_owned()))
         else {
-            errs.push(format!("cannot upload {}: no such file or folder", src.display()));
+            errs.push(format!(
+                "cannot upload {}: no such file or folder",
+                src.display()
+            ));
             continue;
         };
         let Some(name) = name.to_str() else {
-            errs.push(format!("cannot upload {}: the name is not UTF-8", src.display()));
+            errs.push(format!(
+                "cannot upload {}: the name is not UTF-8",
+                src.display()
+            ));
             continue;
         };
         walk(src, name, 0, &mut out, &mut errs);
@@ -100,7 +106,10 @@ fn walk(path: &Path, remote: &str, depth: usize, out: &mut Vec<Upload>, errs: &m
         Err(e) => return errs.push(format!("cannot upload {}: {e}", path.display())),
     };
     if check_path(remote, false).is_err() {
-        return errs.push(format!("cannot upload {}: a name the server refuses", path.display()));
+        return errs.push(format!(
+            "cannot upload {}: a name the server refuses",
+            path.display()
+        ));
     }
     if meta.is_file() {
         return out.push(Upload {
@@ -121,7 +130,10 @@ fn walk(path: &Path, remote: &str, depth: usize, out: &mut Vec<Upload>, errs: &m
     for item in items {
         match item.file_name().to_str() {
             Some(n) => walk(&item.path(), &format!("{remote}/{n}"), depth + 1, out, errs),
-            None => errs.push(format!("skipped {}: the name is not UTF-8", item.path().display())),
+            None => errs.push(format!(
+                "skipped {}: the name is not UTF-8",
+                item.path().display()
+            )),
         }
     }
 }
@@ -215,7 +227,7 @@ enum Decision {
     Refuse(String),
     Send {
         offset: u64,
-        hasher: blake3::Hasher,
+        hasher: Box<blake3::Hasher>,
     },
 }
 
@@ -228,7 +240,7 @@ async fn decide(
 ) -> anyhow::Result<Decision> {
     let fresh = Decision::Send {
         offset: 0,
-        hasher: blake3::Hasher::new(),
+        hasher: Box::default(),
     };
     let compare = match state {
         PutState::New => return Ok(fresh),
@@ -248,7 +260,10 @@ async fn decide(
             "{} already exists on the server and differs; use --overwrite to replace it",
             for_terminal(&u.remote)
         )),
-        (PutState::Partial, Some((hasher, n))) => Decision::Send { offset: n, hasher },
+        (PutState::Partial, Some((hasher, n))) => Decision::Send {
+            offset: n,
+            hasher: Box::new(hasher),
+        },
         _ => fresh,
     })
 }
@@ -284,9 +299,19 @@ async fn write_all<W: AsyncWrite + Unpin + std::marker::Send>(
         .with_context(|| format!("cannot read {}", local.display()))?;
         let header = Request::Data { id, offset, len }.to_bytes()?;
         wr.write_all(&header).await?;
-        let hasher = send_file(&mut wr, file, len, hasher, rate.as_mut(), &mut bar, IDLE_TIMEOUT)
-            .await
-            .with_context(|| format!("sending {}", local.display()))?;
+        let hasher = send_file(
+            &mut wr,
+            file,
+            len,
+            *hasher,
+            Flow {
+                rate: rate.as_mut(),
+                tally: &mut bar,
+                stall: IDLE_TIMEOUT,
+            },
+        )
+        .await
+        .with_context(|| format!("sending {}", local.display()))?;
         bar.done();
         let end = Request::End {
             id,
@@ -317,7 +342,10 @@ mod tests {
         std::fs::write(&single, b"1").unwrap();
         let (ups, errs) = expand(&[dir, single, d.path().join("missing")]);
         let names: Vec<_> = ups.iter().map(|u| u.remote.as_str()).collect();
-        assert_eq!(names, ["fotos/a.jpg", "fotos/b.jpg", "fotos/sub/c.txt", "one.txt"]);
+        assert_eq!(
+            names,
+            ["fotos/a.jpg", "fotos/b.jpg", "fotos/sub/c.txt", "one.txt"]
+        );
         assert_eq!(ups[0].size, 2);
         assert_eq!(errs.len(), 1);
     }

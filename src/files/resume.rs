@@ -18,7 +18,9 @@ use super::transfer::CHUNK;
 /// Why a received file was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("{name}: the hash of the received bytes differs from the sender's; the partial file was deleted")]
+    #[error(
+        "{name}: the hash of the received bytes differs from the sender's; the partial file was deleted"
+    )]
     HashMismatch { name: String },
     #[error("{name} already exists and differs; use --overwrite to replace it")]
     Exists { name: String },

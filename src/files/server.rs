@@ -74,15 +74,16 @@ pub(crate) struct Ctx {
 }
 
 /// What a chapter client of an encrypted server reads as its listing.
-const ENCRYPTED_CHAPTER: &str = "ERROR \"this file server is encrypted; use soquete files get --passphrase-file FILE\"\n";
+const ENCRYPTED_CHAPTER: &str =
+    "ERROR \"this file server is encrypted; use soquete files get --passphrase-file FILE\"\n";
 /// What a native client of an encrypted server is told.
 const ENCRYPTED_NATIVE: &str =
     "this file server is encrypted: use --passphrase-file/--passphrase-env/--passphrase";
 
 /// The `files serve` subcommand.
 pub async fn run(args: FilesServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let store = Store::open(&args.dir)
-        .with_context(|| format!("cannot publish {}", args.dir.display()))?;
+    let store =
+        Store::open(&args.dir).with_context(|| format!("cannot publish {}", args.dir.display()))?;
     let mut cfg = ServeConfig::new(store);
     if let Some(dir) = &args.uploads {
         std::fs::create_dir_all(dir)

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::resume::{PartFile, hash_file, hash_prefix, partial_len};
 use super::server::Ctx;
 use super::store::{StoreError, part_path};
-use super::transfer::{RateLimit, Received, recv_file, send_file};
+use super::transfer::{Flow, RateLimit, Received, recv_file, send_file};
 use crate::wire::files::{
     ErrorCode, FLAG_UPLOADS, GetMode, Hash, MAX_FRAME, PutState, Reply, Request, entries_frames,
     zero_hash,
@@ -51,7 +51,7 @@ enum SendPlan {
     Send {
         file: std::fs::File,
         offset: u64,
-        hasher: blake3::Hasher,
+        hasher: Box<blake3::Hasher>,
     },
 }
 
@@ -259,9 +259,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let (size, mtime_ms) = (opened.size, opened.mtime_ms);
         let permit = self.ctx.transfers.clone().acquire_owned().await;
         let file = opened.file;
-        let plan = tokio::task::spawn_blocking(move || plan_send(file, size, mode, have, &have_hash))
-            .await
-            .map_err(blocking_failed)?;
+        let plan =
+            tokio::task::spawn_blocking(move || plan_send(file, size, mode, have, &have_hash))
+                .await
+                .map_err(blocking_failed)?;
         let (file, offset, hasher) = match plan {
             Err(e) => {
                 self.error(id, ErrorCode::Io, &format!("{path}: {e}"));
@@ -279,7 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 file,
                 offset,
                 hasher,
-            }) => (file, offset, hasher),
+            }) => (file, offset, *hasher),
         };
         let len = size - offset;
         self.reply(&Reply::Data {
@@ -292,9 +293,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.flush().await?;
         let mut rate = self.ctx.cfg.limit_rate.map(RateLimit::new);
         let idle = self.ctx.cfg.idle_timeout;
-        let sent = send_file(&mut self.stream, file, len, hasher, rate.as_mut(), &mut (), idle)
-            .await
-            .map_err(|e| format!("sending {path}: {e}"))?;
+        let sent = send_file(
+            &mut self.stream,
+            file,
+            len,
+            hasher,
+            Flow {
+                rate: rate.as_mut(),
+                tally: &mut (),
+                stall: idle,
+            },
+        )
+        .await
+        .map_err(|e| format!("sending {path}: {e}"))?;
         drop(permit);
         tracing::debug!("{}: sent {path} ({len} bytes from {offset})", self.peer);
         self.reply(&Reply::End {
@@ -348,7 +359,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     async fn upload(&mut self, id: u32, offset: u64, len: u64) -> SessionResult {
         let Some(offer) = self.offers.remove(&id) else {
             return self
-                .fatal(ErrorCode::Protocol, "data for an upload that was not offered")
+                .fatal(
+                    ErrorCode::Protocol,
+                    "data for an upload that was not offered",
+                )
                 .await;
         };
         let Offer {
@@ -359,8 +373,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             partial,
         } = offer;
         let resumable = partial.as_ref().map(|(n, _)| *n);
-        if offset.checked_add(len) != Some(size) || (offset != 0 && resumable != Some(offset))
-        {
+        if offset.checked_add(len) != Some(size) || (offset != 0 && resumable != Some(offset)) {
             return self
                 .fatal(ErrorCode::Protocol, "upload data does not match its offer")
                 .await;
@@ -381,8 +394,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     part.file.try_clone().map_err(|e| e.to_string())?,
                     len,
                     hasher,
-                    &mut (),
-                    self.ctx.cfg.idle_timeout,
+                    Flow::plain(&mut (), self.ctx.cfg.idle_timeout),
                 )
                 .await
                 .map_err(|e| format!("receiving {name}: {e}"))?;
@@ -394,7 +406,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let end = self.next_frame().await?.map(|f| Request::decode(&f));
         let expected = match end {
             Some(Ok(Request::End { id: end_id, hash })) if end_id == id => hash,
-            _ => return self.fatal(ErrorCode::Protocol, "expected the end of the upload").await,
+            _ => {
+                return self
+                    .fatal(ErrorCode::Protocol, "expected the end of the upload")
+                    .await;
+            }
         };
         match received {
             Err(e) => self.error(id, ErrorCode::Io, &format!("{name}: {e}")),
@@ -403,7 +419,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.error(id, ErrorCode::Io, &format!("{name}: {e}"));
             }
             Ok((part, Received::Done(_, hasher))) => {
-                self.commit(id, name, overwrite, part, hasher, expected)
+                self.commit(id, name, overwrite, part, *hasher, expected)
                     .await?;
             }
         }
@@ -427,7 +443,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .map_err(blocking_failed)?;
         match done {
             Ok(()) => {
-                tracing::info!("{}: stored {}", self.peer, crate::sanitize::for_terminal(&name));
+                tracing::info!(
+                    "{}: stored {}",
+                    self.peer,
+                    crate::sanitize::for_terminal(&name)
+                );
                 self.reply(&Reply::Stored { id });
             }
             Err(e) => {
@@ -454,7 +474,11 @@ fn plan_send(
 ) -> std::io::Result<SendPlan> {
     use std::io::{Seek, SeekFrom};
     let whole = matches!(mode, GetMode::Compare | GetMode::Replace);
-    let compare = if whole { have == size } else { have > 0 && have <= size };
+    let compare = if whole {
+        have == size
+    } else {
+        have > 0 && have <= size
+    };
     if compare {
         let (hasher, seen) = super::resume::hash_open(&file, have)?;
         if seen == have && hasher.clone().finalize().as_bytes() == have_hash {
@@ -464,7 +488,7 @@ fn plan_send(
             return Ok(SendPlan::Send {
                 file,
                 offset: have,
-                hasher,
+                hasher: Box::new(hasher),
             });
         }
     }
@@ -475,7 +499,7 @@ fn plan_send(
     Ok(SendPlan::Send {
         file,
         offset: 0,
-        hasher: blake3::Hasher::new(),
+        hasher: Box::default(),
     })
 }
 

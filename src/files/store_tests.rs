@@ -36,7 +36,10 @@ fn listing_is_recursive_sorted_and_hides_temporary_files() {
     assert_eq!(all[3].size, 100);
     assert_eq!(all[2].kind, EntryKind::Dir);
     assert!(all[0].mtime_ms > 0);
-    assert_eq!(paths(&store.list("fotos/velhas").unwrap()), ["fotos/velhas/x.bin"]);
+    assert_eq!(
+        paths(&store.list("fotos/velhas").unwrap()),
+        ["fotos/velhas/x.bin"]
+    );
     assert_eq!(paths(&store.list("b.txt").unwrap()), ["b.txt"]);
     assert_eq!(store.top_level_files(), ["a.txt", "b.txt"]);
 }
@@ -51,14 +54,26 @@ fn listing_is_live() {
 #[test]
 fn traversal_and_absolute_paths_are_refused() {
     let (_d, store) = fixture();
-    for bad in ["../secret", "fotos/../../secret", "/etc/passwd", "a\nb", "a\0b"] {
+    for bad in [
+        "../secret",
+        "fotos/../../secret",
+        "/etc/passwd",
+        "a\nb",
+        "a\0b",
+    ] {
         assert!(
             matches!(store.open_file(bad), Err(StoreError::BadPath { .. })),
             "{bad:?}"
         );
     }
-    assert!(matches!(store.open_file("nope"), Err(StoreError::NotFound(_))));
-    assert!(matches!(store.open_file("fotos"), Err(StoreError::IsDir(_))));
+    assert!(matches!(
+        store.open_file("nope"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.open_file("fotos"),
+        Err(StoreError::IsDir(_))
+    ));
     assert_eq!(store.open_file("b.txt").unwrap().size, 3);
 }
 
@@ -70,7 +85,10 @@ fn symlinks_may_not_leave_the_folder() {
     std::os::unix::fs::symlink(d.path().join("secret"), root.join("out")).unwrap();
     std::os::unix::fs::symlink(d.path(), root.join("outdir")).unwrap();
     std::os::unix::fs::symlink(root.join("b.txt"), root.join("inside")).unwrap();
-    assert!(matches!(store.open_file("out"), Err(StoreError::Outside(_))));
+    assert!(matches!(
+        store.open_file("out"),
+        Err(StoreError::Outside(_))
+    ));
     assert!(matches!(
         store.open_file("outdir/secret"),
         Err(StoreError::Outside(_))
@@ -88,9 +106,15 @@ fn fifos_are_neither_listed_nor_opened() {
     let (_d, store) = fixture();
     let fifo = store.root().join("pipe");
     rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from(0o600)).unwrap();
-    assert!(matches!(store.open_file("pipe"), Err(StoreError::Special(_))));
+    assert!(matches!(
+        store.open_file("pipe"),
+        Err(StoreError::Special(_))
+    ));
     assert!(!paths(&store.list("").unwrap()).contains(&"pipe"));
-    assert!(matches!(store.open_file("/dev/null"), Err(StoreError::BadPath { .. })));
+    assert!(matches!(
+        store.open_file("/dev/null"),
+        Err(StoreError::BadPath { .. })
+    ));
 }
 
 #[test]
@@ -99,7 +123,10 @@ fn upload_targets_make_folders_inside_only() {
     let t = store.upload_target("novo/sub/f.txt").unwrap();
     assert!(t.starts_with(store.root()));
     assert!(store.root().join("novo/sub").is_dir());
-    assert!(matches!(store.upload_target("fotos"), Err(StoreError::IsDir(_))));
+    assert!(matches!(
+        store.upload_target("fotos"),
+        Err(StoreError::IsDir(_))
+    ));
     assert!(matches!(
         store.upload_target("../x"),
         Err(StoreError::BadPath { .. })

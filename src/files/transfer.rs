@@ -77,7 +77,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a rate (e.g. 10M, 512K)"))?;
     let v = n * mult as f64;
-    if !v.is_finite() || v < 1.0 || v > 1e15 {
+    if !v.is_finite() || !(1.0..=1e15).contains(&v) {
         return Err(format!("'{s}' is out of range"));
     }
     Ok(v as u64)
@@ -90,6 +90,25 @@ pub trait Tally: Send {
 
 impl Tally for () {
     fn add(&mut self, _: u64) {}
+}
+
+/// How bytes move besides where: throttle, progress, and how long the
+/// network may make no progress.
+pub struct Flow<'a> {
+    pub rate: Option<&'a mut RateLimit>,
+    pub tally: &'a mut dyn Tally,
+    pub stall: Duration,
+}
+
+impl<'a> Flow<'a> {
+    /// No throttle, no progress, `stall` as the limit.
+    pub fn plain(tally: &'a mut dyn Tally, stall: Duration) -> Self {
+        Self {
+            rate: None,
+            tally,
+            stall,
+        }
+    }
 }
 
 /// What travels to and from the blocking thread with each block.
@@ -128,10 +147,13 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     file: File,
     len: u64,
     hasher: blake3::Hasher,
-    mut rate: Option<&mut RateLimit>,
-    tally: &mut dyn Tally,
-    stall: Duration,
+    flow: Flow<'_>,
 ) -> std::io::Result<blake3::Hasher> {
+    let Flow {
+        mut rate,
+        tally,
+        stall,
+    } = flow;
     let block = rate.as_ref().map_or(CHUNK, |r| r.block());
     let mut left = len;
     let first = block.min(left as usize);
@@ -219,7 +241,7 @@ async fn write_block(mut b: Block, written: u64) -> std::io::Result<Block> {
 #[derive(Debug)]
 pub enum Received {
     /// All bytes written; the file and the hasher.
-    Done(File, blake3::Hasher),
+    Done(File, Box<blake3::Hasher>),
     /// The file could not be written; the remaining bytes were read and
     /// dropped, so the stream is still in step.
     WriteFailed(std::io::Error),
@@ -234,21 +256,29 @@ pub async fn recv_file<R: AsyncRead + Unpin>(
     file: File,
     len: u64,
     hasher: blake3::Hasher,
-    tally: &mut dyn Tally,
-    stall: Duration,
+    flow: Flow<'_>,
 ) -> std::io::Result<Received> {
+    let Flow {
+        mut rate,
+        tally,
+        stall,
+    } = flow;
+    let block = rate.as_ref().map_or(CHUNK, |r| r.block());
     let mut left = len;
     let mut written = 0u64;
     let mut spare = Vec::with_capacity(CHUNK.min(len as usize));
     let mut pending: Option<tokio::task::JoinHandle<std::io::Result<Block>>> = None;
     let mut parked = Some((file, hasher));
     while left > 0 {
-        let want = CHUNK.min(left as usize);
+        let want = block.min(left as usize);
         let mut buf = std::mem::take(&mut spare);
         buf.clear();
         stalled(stall, fill(r, buffered, &mut buf, want)).await?;
-        left -= want as u64;
-        tally.add(want as u64);
+        left -= buf.len() as u64;
+        tally.add(buf.len() as u64);
+        if let Some(rate) = rate.as_deref_mut() {
+            rate.wait(buf.len()).await;
+        }
         if let Some(task) = pending.take() {
             match task.await.map_err(joined)? {
                 Ok(b) => {
@@ -260,7 +290,10 @@ pub async fn recv_file<R: AsyncRead + Unpin>(
         }
         let (file, hasher) = parked.take().expect("file is parked between blocks");
         let n = buf.len() as u64;
-        pending = Some(tokio::spawn(write_block(Block { file, buf, hasher }, written)));
+        pending = Some(tokio::spawn(write_block(
+            Block { file, buf, hasher },
+            written,
+        )));
         written += n;
     }
     if let Some(task) = pending {
@@ -270,10 +303,15 @@ pub async fn recv_file<R: AsyncRead + Unpin>(
         }
     }
     let (file, hasher) = parked.expect("file is back");
-    Ok(Received::Done(file, hasher))
+    Ok(Received::Done(file, Box::new(hasher)))
 }
 
-/// Appends exactly `want` bytes from `buffered`, then `r`, to `buf`.
+/// Longest a block waits to fill before what has arrived is written
+/// (on a slow link the partial file keeps up with the network).
+const FILL_WAIT: Duration = Duration::from_millis(50);
+
+/// Appends up to `want` bytes from `buffered`, then `r`, to `buf`: at
+/// least one byte, then whatever arrives within [`FILL_WAIT`].
 async fn fill<R: AsyncRead + Unpin>(
     r: &mut R,
     buffered: &mut BytesMut,
@@ -283,10 +321,33 @@ async fn fill<R: AsyncRead + Unpin>(
     let take = buffered.len().min(want);
     buf.extend_from_slice(&buffered[..take]);
     buffered.advance(take);
-    if buf.len() < want {
+    let deadline = Instant::now() + FILL_WAIT;
+    while buf.len() < want {
         let start = buf.len();
         buf.resize(want, 0);
-        r.read_exact(&mut buf[start..]).await?;
+        let read = if start == 0 {
+            r.read(&mut buf[start..]).await.map(Some)
+        } else {
+            match tokio::time::timeout_at(deadline, r.read(&mut buf[start..])).await {
+                Ok(n) => n.map(Some),
+                Err(_) => Ok(None),
+            }
+        };
+        match read {
+            Ok(Some(0)) => {
+                buf.truncate(start);
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(Some(n)) => buf.truncate(start + n),
+            Ok(None) => {
+                buf.truncate(start);
+                break;
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }
@@ -349,15 +410,28 @@ mod tests {
         let file = File::open(&src).unwrap();
         let len = data.len() as u64;
         let sender = tokio::spawn(async move {
-            send_file(&mut a, file, len, blake3::Hasher::new(), None, &mut (), STALL)
-                .await
-                .unwrap()
+            send_file(
+                &mut a,
+                file,
+                len,
+                blake3::Hasher::new(),
+                Flow::plain(&mut (), STALL),
+            )
+            .await
+            .unwrap()
         });
         let dst = File::create(d.path().join("dst")).unwrap();
         let mut buffered = BytesMut::from(&b""[..]);
-        let got = recv_file(&mut b, &mut buffered, dst, len, blake3::Hasher::new(), &mut (), STALL)
-            .await
-            .unwrap();
+        let got = recv_file(
+            &mut b,
+            &mut buffered,
+            dst,
+            len,
+            blake3::Hasher::new(),
+            Flow::plain(&mut (), STALL),
+        )
+        .await
+        .unwrap();
         let Received::Done(_, h) = got else {
             panic!("write failed")
         };

@@ -166,9 +166,17 @@ pub enum Request {
 /// A server reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Welcome { software: String, flags: u8 },
-    Entries { id: u32, entries: Vec<Entry> },
-    ListEnd { id: u32 },
+    Welcome {
+        software: String,
+        flags: u8,
+    },
+    Entries {
+        id: u32,
+        entries: Vec<Entry>,
+    },
+    ListEnd {
+        id: u32,
+    },
     /// `len` raw bytes of `path`'s content from `offset` follow this frame.
     Data {
         id: u32,
@@ -178,11 +186,19 @@ pub enum Reply {
         len: u64,
     },
     /// The file's whole content hashes to `hash`.
-    End { id: u32, hash: Hash },
+    End {
+        id: u32,
+        hash: Hash,
+    },
     /// The client's copy is identical.
-    Same { id: u32 },
+    Same {
+        id: u32,
+    },
     /// The client's copy differs; the server's is `size` bytes.
-    Differs { id: u32, size: u64 },
+    Differs {
+        id: u32,
+        size: u64,
+    },
     /// Upload `id` may start: what the server already has.
     PutReady {
         id: u32,
@@ -191,9 +207,15 @@ pub enum Reply {
         have_hash: Hash,
     },
     /// Upload `id` was verified and stored under its name.
-    Stored { id: u32 },
+    Stored {
+        id: u32,
+    },
     /// Request `id` failed (id 0: the connection).
-    Error { id: u32, code: u16, text: String },
+    Error {
+        id: u32,
+        code: u16,
+        text: String,
+    },
 }
 
 /// Why a frame is not a valid message.

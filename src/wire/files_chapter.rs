@@ -141,7 +141,9 @@ impl SeedReply {
             && let Some(rest) = self.pending.strip_prefix(ERROR_PREFIX)
         {
             let text = rest.strip_suffix(b"\"").unwrap_or(rest);
-            return Err(SeedError::Server(String::from_utf8_lossy(text).into_owned()));
+            return Err(SeedError::Server(
+                String::from_utf8_lossy(text).into_owned(),
+            ));
         }
         Err(SeedError::Truncated(self.total))
     }

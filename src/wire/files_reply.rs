@@ -5,8 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    Entry, EntryKind, FilesWireError, Hash, MAX_FRAME, PutState, Reply, bad, put_hash, read_hash,
-    t,
+    Entry, EntryKind, FilesWireError, Hash, MAX_FRAME, PutState, Reply, bad, put_hash, read_hash, t,
 };
 use crate::wire::fields::{FieldError, FieldReader, put_str};
 use crate::wire::frame::{Frame, encode_frame};

@@ -37,7 +37,10 @@ fn requests() -> Vec<Request> {
             offset: 0,
             len: 100_116,
         },
-        Request::End { id: 3, hash: [9; 32] },
+        Request::End {
+            id: 3,
+            hash: [9; 32],
+        },
         Request::Done,
     ]
 }
@@ -65,7 +68,10 @@ fn replies() -> Vec<Reply> {
             offset: 4,
             len: 6,
         },
-        Reply::End { id: 2, hash: [1; 32] },
+        Reply::End {
+            id: 2,
+            hash: [1; 32],
+        },
         Reply::Same { id: 2 },
         Reply::Differs { id: 2, size: 11 },
         Reply::PutReady {
@@ -90,7 +96,11 @@ fn every_request_round_trips_at_every_split() {
         let codec = FrameCodec::new(MAX_FRAME);
         for cut in 0..bytes.len() {
             let mut part = BytesMut::from(&bytes[..cut]);
-            assert_eq!(codec.decode_frame(&mut part).unwrap(), None, "{req:?} {cut}");
+            assert_eq!(
+                codec.decode_frame(&mut part).unwrap(),
+                None,
+                "{req:?} {cut}"
+            );
         }
         let frames = frames_of(&bytes);
         assert_eq!(Request::decode(&frames[0]).unwrap(), req);
@@ -201,7 +211,10 @@ fn paths_from_the_network_are_checked() {
     assert_eq!(check_path("Olá mundo.txt", false), Ok(()));
     assert_eq!(check_path("", true), Ok(()));
     assert_eq!(check_path("", false), Err(PathError::Empty));
-    assert_eq!(check_path("../etc/passwd", false), Err(PathError::DotComponent));
+    assert_eq!(
+        check_path("../etc/passwd", false),
+        Err(PathError::DotComponent)
+    );
     assert_eq!(check_path("a/../../b", false), Err(PathError::DotComponent));
     assert_eq!(check_path("./a", false), Err(PathError::DotComponent));
     assert_eq!(check_path("/etc/passwd", false), Err(PathError::Absolute));
@@ -211,8 +224,14 @@ fn paths_from_the_network_are_checked() {
     assert_eq!(check_path("a\nb", false), Err(PathError::Control));
     assert_eq!(check_path("a\\..\\b", false), Err(PathError::Windows));
     assert_eq!(check_path("C:x", false), Err(PathError::Windows));
-    assert_eq!(check_path(".x.soquete-part", false), Err(PathError::PartFile));
-    assert_eq!(check_path(&"a".repeat(MAX_PATH + 1), false), Err(PathError::TooLong));
+    assert_eq!(
+        check_path(".x.soquete-part", false),
+        Err(PathError::PartFile)
+    );
+    assert_eq!(
+        check_path(&"a".repeat(MAX_PATH + 1), false),
+        Err(PathError::TooLong)
+    );
 }
 
 #[test]
