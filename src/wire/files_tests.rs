@@ -243,3 +243,22 @@ fn error_codes_round_trip() {
     }
     assert_eq!(ErrorCode::from_u16(6), Some(ErrorCode::HashMismatch));
 }
+
+#[test]
+fn the_worked_example_in_docs_protocol_md_holds() {
+    // docs/protocol.md, "Files", worked example: a.txt holds "hello".
+    assert_eq!(
+        blake3::hash(b"hello").to_hex().as_str(),
+        "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
+    );
+    let get = Request::Get {
+        id: 2,
+        path: "a.txt".into(),
+        mode: GetMode::Resume,
+        have: 0,
+        have_hash: [0; 32],
+    };
+    let b = get.to_bytes().unwrap();
+    assert_eq!(&b[..12], &[0, 0, 0, 0x35, 0x02, 0, 0, 0, 2, 0, 5, b'a']);
+    assert_eq!(b.len(), 4 + 0x35);
+}
