@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
+use super::batch::{Batch, SMALL_FILE};
 use super::client::{Conn, Replies, connect};
 use super::progress::Progress;
 use super::resume::{CommitError, PartFile, hash_prefix, partial_len};
@@ -253,11 +254,13 @@ async fn receive_all(
         Ok::<_, std::io::Error>(wr)
     });
     let mut replies = Replies::new(&addr);
+    let mut batch = Batch::default();
     for job in jobs {
         receive_one(
             &mut rd,
             &mut buf,
             &mut replies,
+            &mut batch,
             job,
             args,
             progress,
@@ -265,6 +268,7 @@ async fn receive_all(
         )
         .await?;
     }
+    flush(&mut batch, failures).await?;
     let _ = writer.await;
     Ok(())
 }
@@ -274,6 +278,7 @@ async fn receive_one<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     replies: &mut Replies,
+    batch: &mut Batch,
     job: &Job,
     args: &FilesGetArgs,
     progress: &mut Progress,
@@ -346,18 +351,38 @@ async fn receive_one<R: AsyncRead + Unpin>(
             bail!("cannot write {}: {e}", part.path.display());
         }
     };
-    commit(
-        part,
-        *hasher,
-        expected,
-        args.overwrite || job.mode == GetMode::Replace,
-        &shown,
-    )
-    .await
-    .map_or_else(
-        |e| failures.push(e.to_string()),
-        |()| progress.finish_file(bar),
-    );
+    let overwrite = args.overwrite || job.mode == GetMode::Replace;
+    let size = offset + len;
+    if size < SMALL_FILE {
+        if *hasher.finalize().as_bytes() != expected {
+            let _ = std::fs::remove_file(&part.path);
+            failures.push(CommitError::HashMismatch { name: shown }.to_string());
+            return Ok(());
+        }
+        batch.push(part, size, overwrite, shown);
+        progress.finish_file(bar);
+        if batch.full() {
+            flush(batch, failures).await?;
+        }
+        return Ok(());
+    }
+    commit(part, *hasher, expected, overwrite, &shown)
+        .await
+        .map_or_else(
+            |e| failures.push(e.to_string()),
+            |()| progress.finish_file(bar),
+        );
+    Ok(())
+}
+
+/// Makes the small files received so far durable under their names.
+async fn flush(batch: &mut Batch, failures: &mut Vec<String>) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut b = std::mem::take(batch);
+    let errors = tokio::task::spawn_blocking(move || b.flush()).await?;
+    failures.extend(errors.iter().map(ToString::to_string));
     Ok(())
 }
 

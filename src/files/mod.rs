@@ -8,12 +8,14 @@
 //! from the chapter's `repositorio.py`.
 //!
 //! - `store`: the published folder and path safety
-//! - `resume`: temporary files, prefix hashes, verify + fsync + rename
+//! - `resume`: temporary files, prefix hashes, verify + fsync + rename;
+//!   `batch`: the same for many small files with one filesystem flush
 //! - `transfer`: the data path (1 MiB blocks, hashing, throttle)
 //! - `server`, `session`, `chapter`: the server and its two kinds of client
 //! - `client`, `get`, `put`, `seed`: the client commands
 //! - `progress`: bars and the summary line
 
+pub mod batch;
 pub mod chapter;
 pub mod client;
 pub mod get;
