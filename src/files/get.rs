@@ -17,7 +17,7 @@ use super::client::{Conn, Replies, connect};
 use super::progress::Progress;
 use super::resume::{CommitError, PartFile, hash_prefix, partial_len};
 use super::store::part_path;
-use super::transfer::{Flow, Received, recv_file};
+use super::transfer::{Flow, Received, Tally, recv_file};
 use crate::cli::FilesGetArgs;
 use crate::net::Shutdown;
 use crate::sanitize::for_terminal;
@@ -318,27 +318,13 @@ async fn receive_one<R: AsyncRead + Unpin>(
         }
     }
     let hasher = resumed.map_or_else(blake3::Hasher::new, |(_, h)| h.clone());
-    let target = job.target.clone();
-    let part = tokio::task::spawn_blocking(move || PartFile::open(&target, offset))
-        .await?
-        .with_context(|| format!("cannot write {}", job.target.display()))?;
     let mut bar = progress.file(&job.remote, offset + len, offset);
-    let file = part.file.try_clone()?;
-    let mut rate = args.limit_rate.map(super::transfer::RateLimit::new);
-    let got = recv_file(
-        rd,
-        buf,
-        file,
-        len,
-        hasher,
-        Flow {
-            rate: rate.as_mut(),
-            tally: &mut bar,
-            stall: super::client::IDLE_TIMEOUT,
-        },
-    )
-    .await
-    .with_context(|| {
+    let received = if len <= SMALL_READ && args.limit_rate.is_none() {
+        receive_small(rd, buf, &job.target, offset, len, hasher, &mut bar).await
+    } else {
+        receive_large(rd, buf, &job.target, offset, len, hasher, args, &mut bar).await
+    };
+    let (part, got) = received.with_context(|| {
         format!("receiving {shown} (the partial file is kept: get it again to resume)")
     })?;
     let expected = match replies.next(rd, buf).await? {
@@ -373,6 +359,80 @@ async fn receive_one<R: AsyncRead + Unpin>(
             |()| progress.finish_file(bar),
         );
     Ok(())
+}
+
+/// Largest file rest read whole before one write (open, write and hash in
+/// one trip to a blocking thread).
+const SMALL_READ: u64 = 64 * 1024;
+
+/// Receives a small rest: read it whole, then open, write and hash at once.
+async fn receive_small<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    target: &Path,
+    offset: u64,
+    len: u64,
+    mut hasher: blake3::Hasher,
+    bar: &mut super::progress::FileBar,
+) -> anyhow::Result<(PartFile, Received)> {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+    let n = len as usize;
+    let take = buf.len().min(n);
+    let mut bytes = buf.split_to(take).to_vec();
+    if bytes.len() < n {
+        let start = bytes.len();
+        bytes.resize(n, 0);
+        tokio::time::timeout(
+            super::client::IDLE_TIMEOUT,
+            rd.read_exact(&mut bytes[start..]),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no progress for {:?}", super::client::IDLE_TIMEOUT))??;
+    }
+    bar.add(len);
+    let target = target.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut part = PartFile::open(&target, offset)?;
+        let written = super::transfer::simulated_full_disk(0, bytes.len())
+            .and_then(|()| part.file.write_all(&bytes));
+        let got = match written {
+            Ok(()) => {
+                hasher.update(&bytes);
+                Received::Done(part.file.try_clone()?, Box::new(hasher))
+            }
+            Err(e) => Received::WriteFailed(e),
+        };
+        Ok((part, got))
+    })
+    .await?
+}
+
+/// Receives a large rest through the data path (blocks, throttle).
+#[allow(clippy::too_many_arguments)]
+async fn receive_large<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    target: &Path,
+    offset: u64,
+    len: u64,
+    hasher: blake3::Hasher,
+    args: &FilesGetArgs,
+    bar: &mut super::progress::FileBar,
+) -> anyhow::Result<(PartFile, Received)> {
+    let t = target.to_path_buf();
+    let part = tokio::task::spawn_blocking(move || PartFile::open(&t, offset))
+        .await?
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    let file = part.file.try_clone()?;
+    let mut rate = args.limit_rate.map(super::transfer::RateLimit::new);
+    let flow = Flow {
+        rate: rate.as_mut(),
+        tally: bar,
+        stall: super::client::IDLE_TIMEOUT,
+    };
+    let got = recv_file(rd, buf, file, len, hasher, flow).await?;
+    Ok((part, got))
 }
 
 /// Makes the small files received so far durable under their names.

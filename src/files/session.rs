@@ -48,6 +48,13 @@ struct Offer {
 enum SendPlan {
     Same,
     Differs(u64),
+    /// A small rest, already read and hashed: queued with the replies, so
+    /// many small files leave in large writes.
+    Inline {
+        offset: u64,
+        bytes: Vec<u8>,
+        hash: Hash,
+    },
     Send {
         file: std::fs::File,
         offset: u64,
@@ -246,23 +253,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     ) -> SessionResult {
         let store = self.ctx.cfg.store.clone();
         let name = path.clone();
-        let opened = tokio::task::spawn_blocking(move || store.open_file(&name))
-            .await
-            .map_err(blocking_failed)?;
-        let opened = match opened {
-            Ok(o) => o,
+        let inline = self.ctx.cfg.limit_rate.is_none();
+        let prepared = tokio::task::spawn_blocking(move || {
+            prepare(&store, &name, mode, have, &have_hash, inline)
+        })
+        .await
+        .map_err(blocking_failed)?;
+        let (size, mtime_ms, plan) = match prepared {
             Err(e) => {
                 self.error(id, code_of(&e), &e.to_string());
                 return self.flush_if_full().await;
             }
+            Ok(p) => p,
         };
-        let (size, mtime_ms) = (opened.size, opened.mtime_ms);
-        let permit = self.ctx.transfers.clone().acquire_owned().await;
-        let file = opened.file;
-        let plan =
-            tokio::task::spawn_blocking(move || plan_send(file, size, mode, have, &have_hash))
-                .await
-                .map_err(blocking_failed)?;
         let (file, offset, hasher) = match plan {
             Err(e) => {
                 self.error(id, ErrorCode::Io, &format!("{path}: {e}"));
@@ -276,12 +279,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.reply(&Reply::Differs { id, size });
                 return self.flush_if_full().await;
             }
+            Ok(SendPlan::Inline {
+                offset,
+                bytes,
+                hash,
+            }) => {
+                let len = bytes.len() as u64;
+                self.reply(&Reply::Data {
+                    id,
+                    size,
+                    mtime_ms,
+                    offset,
+                    len,
+                });
+                self.out.extend_from_slice(&bytes);
+                self.reply(&Reply::End { id, hash });
+                return self.flush_if_full().await;
+            }
             Ok(SendPlan::Send {
                 file,
                 offset,
                 hasher,
             }) => (file, offset, *hasher),
         };
+        let permit = self.ctx.transfers.clone().acquire_owned().await;
         let len = size - offset;
         self.reply(&Reply::Data {
             id,
@@ -461,6 +482,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         Ok(())
     }
+}
+
+/// Largest rest of a file sent inline with the replies.
+const INLINE: u64 = 64 * 1024;
+
+/// Opens `path` and plans its `Get` in one trip to a blocking thread;
+/// a small rest is read and hashed here too (when `inline`).
+fn prepare(
+    store: &super::store::Store,
+    path: &str,
+    mode: GetMode,
+    have: u64,
+    have_hash: &Hash,
+    inline: bool,
+) -> Result<(u64, u64, std::io::Result<SendPlan>), StoreError> {
+    use std::io::Read;
+    let opened = store.open_file(path)?;
+    let (size, mtime_ms) = (opened.size, opened.mtime_ms);
+    let plan = plan_send(opened.file, size, mode, have, have_hash).and_then(|plan| match plan {
+        SendPlan::Send {
+            mut file,
+            offset,
+            mut hasher,
+        } if inline && size - offset <= INLINE => {
+            let mut bytes = vec![0u8; (size - offset) as usize];
+            file.read_exact(&mut bytes)?;
+            hasher.update(&bytes);
+            Ok(SendPlan::Inline {
+                offset,
+                bytes,
+                hash: *hasher.finalize().as_bytes(),
+            })
+        }
+        other => Ok(other),
+    });
+    Ok((size, mtime_ms, plan))
 }
 
 /// Decides, on a blocking thread, what to send for a `Get` given what the

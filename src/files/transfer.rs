@@ -218,17 +218,23 @@ fn fail_after() -> Option<u64> {
     }
 }
 
+/// The test hook: fails as a full disk would when writing `n` more bytes
+/// after `written` would pass `SOQUETE_TEST_FAIL_WRITES_AFTER` (debug
+/// builds only; always `Ok` in release builds).
+pub fn simulated_full_disk(written: u64, n: usize) -> std::io::Result<()> {
+    match fail_after() {
+        Some(limit) if written + n as u64 > limit => Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space left on device (simulated: SOQUETE_TEST_FAIL_WRITES_AFTER)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Writes and hashes a block; `written` counts bytes for the test hook.
 async fn write_block(mut b: Block, written: u64) -> std::io::Result<Block> {
     tokio::task::spawn_blocking(move || {
-        if let Some(limit) = fail_after()
-            && written + b.buf.len() as u64 > limit
-        {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                "no space left on device (simulated: SOQUETE_TEST_FAIL_WRITES_AFTER)",
-            ));
-        }
+        simulated_full_disk(written, b.buf.len())?;
         b.file.write_all(&b.buf)?;
         b.hasher.update(&b.buf);
         Ok(b)
