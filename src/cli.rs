@@ -30,6 +30,10 @@ pub enum Command {
     /// Echo servers and a ping client (TCP and UDP).
     #[command(subcommand)]
     Echo(EchoCommand),
+    /// File repository: serve a folder; list, get and put files (verified,
+    /// resumable); the chapter's cliente.py and repositorio.py too.
+    #[command(subcommand)]
+    Files(FilesCommand),
     /// Load generators for the servers above.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -160,6 +164,116 @@ pub struct ChatJoinArgs {
     /// Append a transcript of the chat (timestamped lines) to FILE.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Publish a folder read-only (uploads into another with --uploads).
+    Serve(FilesServeArgs),
+    /// List a file server's files (recursively, sorted, size and time).
+    List(FilesListArgs),
+    /// Download files or folders (verified; resumes interrupted downloads).
+    Get(FilesGetArgs),
+    /// Upload files or folders (the server must run with --uploads).
+    Put(FilesPutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FilesServeArgs {
+    /// Folder to publish (recursively, read-only).
+    pub dir: PathBuf,
+    /// Address to listen on (host:port; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8001", value_parser = check_syntax)]
+    pub listen: String,
+    /// Accept uploads (files put) into this folder.
+    #[arg(long, value_name = "DIR2")]
+    pub uploads: Option<PathBuf>,
+    /// Most clients connected at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_clients: u32,
+    /// Most clients from one IP address (0 = unlimited).
+    #[arg(long, default_value_t = 32)]
+    pub max_per_ip: u32,
+    /// Most files sent or received at once, over all clients; each costs
+    /// two 1 MiB buffers. Others wait their turn.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_transfers: u32,
+    /// Close a client that sends nothing, or reads nothing, this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// How long a new connection may stay silent before it counts as the
+    /// chapter's cliente.py (which waits for the listing).
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub detect_window: Duration,
+    /// Throttle each file sent to RATE bytes per second (e.g. 10M, 512K).
+    #[arg(long, value_name = "RATE", value_parser = crate::files::transfer::parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Secure mode (TLS 1.3 and a shared passphrase): see docs/security.md.
+    #[command(flatten)]
+    pub secure: crate::secure::PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FilesListArgs {
+    /// Server address (host:port).
+    #[arg(value_parser = check_syntax)]
+    pub addr: String,
+    /// Folder to list (default: everything).
+    pub path: Option<String>,
+    /// Print the listing as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The server is the chapter's repositorio.py: print the names it sends.
+    #[arg(long, conflicts_with = "passphrase_source")]
+    pub seed: bool,
+    /// Secure mode (TLS 1.3 with a pinned server key and a passphrase).
+    #[command(flatten)]
+    pub secure: crate::secure::PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FilesGetArgs {
+    /// Server address (host:port).
+    #[arg(value_parser = check_syntax)]
+    pub addr: String,
+    /// Files or folders to download (folders recursively).
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Folder to download into.
+    #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+    /// Replace local files that differ from the server's.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The server is the chapter's repositorio.py (reads to EOF, strips the
+    /// trailing OK; no hash to verify against).
+    #[arg(long, conflicts_with = "passphrase_source")]
+    pub seed: bool,
+    /// Throttle to RATE bytes per second (e.g. 10M, 512K).
+    #[arg(long, value_name = "RATE", value_parser = crate::files::transfer::parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Secure mode (TLS 1.3 with a pinned server key and a passphrase).
+    #[command(flatten)]
+    pub secure: crate::secure::PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FilesPutArgs {
+    /// Server address (host:port).
+    #[arg(value_parser = check_syntax)]
+    pub addr: String,
+    /// Files or folders to upload (folders recursively, under their name).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Replace files on the server that differ.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Throttle to RATE bytes per second (e.g. 10M, 512K).
+    #[arg(long, value_name = "RATE", value_parser = crate::files::transfer::parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Secure mode (TLS 1.3 with a pinned server key and a passphrase).
+    #[command(flatten)]
+    pub secure: crate::secure::PassphraseArgs,
 }
 
 #[derive(Debug, Subcommand)]

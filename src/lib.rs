@@ -1,5 +1,5 @@
 //! soquete: the socket applications of an industrial-networks course chapter
-//! (chat, echo, load generators), done for real, as a library the `soquete`
+//! (chat, echo, file repository, load generators), done for real, as a library the `soquete`
 //! binary drives. The binary is thin: `cli` parses, each subcommand's module
 //! has a `run` that takes its arguments and a [`net::Shutdown`].
 
@@ -8,6 +8,7 @@ pub mod chat;
 pub mod cli;
 pub mod demo;
 pub mod echo;
+pub mod files;
 pub mod net;
 pub mod sanitize;
 pub mod secure;

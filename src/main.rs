@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use soquete::cli::{BenchCommand, ChatCommand, Cli, Command, EchoCommand};
+use soquete::cli::{BenchCommand, ChatCommand, Cli, Command, EchoCommand, FilesCommand};
 use soquete::net::Shutdown;
 use tracing_subscriber::EnvFilter;
 
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     };
     let (result, signalled) = runtime.block_on(async {
         let shutdown = Shutdown::on_signals();
-        let result = dispatch(cli.command, shutdown.clone()).await;
+        let result = dispatch(cli.command, cli.quiet, shutdown.clone()).await;
         (result, shutdown.signalled())
     });
     // Do not wait for stray blocking tasks (a stdin reader) at exit.
@@ -44,12 +44,22 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
+async fn dispatch(command: Command, quiet: bool, shutdown: Shutdown) -> anyhow::Result<()> {
     match command {
         Command::Chat(ChatCommand::Serve(args)) => soquete::chat::server::run(args, shutdown).await,
         Command::Chat(ChatCommand::Join(args)) => soquete::chat::join::run(args, shutdown).await,
         Command::Echo(EchoCommand::Serve(args)) => soquete::echo::serve(args, shutdown).await,
         Command::Echo(EchoCommand::Ping(args)) => soquete::echo::ping(args, shutdown).await,
+        Command::Files(FilesCommand::Serve(args)) => {
+            soquete::files::server::run(args, shutdown).await
+        }
+        Command::Files(FilesCommand::List(args)) => soquete::files::client::run_list(args).await,
+        Command::Files(FilesCommand::Get(args)) => {
+            soquete::files::get::run(args, quiet, shutdown).await
+        }
+        Command::Files(FilesCommand::Put(args)) => {
+            soquete::files::put::run(args, quiet, shutdown).await
+        }
         Command::Bench(BenchCommand::Chat(args)) => soquete::bench::chat(args, shutdown).await,
         Command::Bench(BenchCommand::Handshakes(args)) => {
             soquete::bench::handshakes::run(args, shutdown).await

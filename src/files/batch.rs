@@ -1,0 +1,133 @@
+//! Durable renames for many small files at once: verified temporary files
+//! wait here, then one `syncfs` (Linux) makes all their bytes durable, each
+//! is renamed onto its final name, and each folder is fsynced once. Two
+//! fsyncs per 4 KiB file would cost far more than the transfer; this costs
+//! one flush per batch. Elsewhere (and if `syncfs` fails) every file is
+//! fsynced on its own before its rename, as `PartFile::commit` does.
+//!
+//! Blocking (std::fs): callers run it on a blocking thread.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::resume::{CommitError, PartFile};
+
+/// Files below this size go through a batch; larger ones commit alone.
+pub const SMALL_FILE: u64 = 4 << 20;
+/// A batch is flushed at this many files...
+const MAX_FILES: usize = 2048;
+/// ...or this many bytes.
+const MAX_BYTES: u64 = 64 << 20;
+
+/// A verified file waiting for its durable rename.
+struct Waiting {
+    part: PartFile,
+    overwrite: bool,
+    /// For messages.
+    name: String,
+}
+
+/// Verified files waiting to be made durable and renamed.
+#[derive(Default)]
+pub struct Batch {
+    items: Vec<Waiting>,
+    bytes: u64,
+}
+
+impl Batch {
+    /// Adds a file whose hash was already checked.
+    pub fn push(&mut self, part: PartFile, size: u64, overwrite: bool, name: String) {
+        self.bytes += size;
+        self.items.push(Waiting {
+            part,
+            overwrite,
+            name,
+        });
+    }
+
+    /// Whether it should be flushed now.
+    pub fn full(&self) -> bool {
+        self.items.len() >= MAX_FILES || self.bytes >= MAX_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Makes every waiting file durable and renames it; one error per
+    /// file that could not be stored.
+    pub fn flush(&mut self) -> Vec<CommitError> {
+        let items = std::mem::take(&mut self.items);
+        self.bytes = 0;
+        let synced = items.first().is_some_and(|w| sync_filesystem(&w.part.file));
+        let mut errors = Vec::new();
+        let mut dirs = BTreeSet::<PathBuf>::new();
+        for w in items {
+            let io = |source| CommitError::Io {
+                name: w.name.clone(),
+                source,
+            };
+            if !synced && let Err(e) = w.part.file.sync_all() {
+                errors.push(io(e));
+                continue;
+            }
+            if !w.overwrite && std::fs::symlink_metadata(&w.part.target).is_ok() {
+                errors.push(CommitError::Exists { name: w.name });
+                continue;
+            }
+            match std::fs::rename(&w.part.path, &w.part.target) {
+                Ok(()) => {
+                    if let Some(d) = w.part.target.parent() {
+                        dirs.insert(d.to_path_buf());
+                    }
+                }
+                Err(e) => errors.push(io(e)),
+            }
+        }
+        #[cfg(unix)]
+        for d in dirs {
+            if let Ok(f) = std::fs::File::open(d) {
+                let _ = f.sync_all();
+            }
+        }
+        errors
+    }
+}
+
+/// One flush of the whole filesystem holding `file` (Linux `syncfs`).
+#[cfg(target_os = "linux")]
+fn sync_filesystem(file: &std::fs::File) -> bool {
+    rustix::fs::syncfs(file).is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_filesystem(_: &std::fs::File) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_batch_renames_every_file_and_keeps_existing_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let mut batch = Batch::default();
+        for i in 0..3 {
+            let target = d.path().join(format!("f{i}"));
+            let mut part = PartFile::open(&target, 0).unwrap();
+            part.file.write_all(b"data").unwrap();
+            batch.push(part, 4, false, format!("f{i}"));
+        }
+        std::fs::write(d.path().join("f2"), b"old").unwrap();
+        assert!(!batch.full());
+        let errors = batch.flush();
+        assert_eq!(errors.len(), 1);
+        assert!(matches!(errors[0], CommitError::Exists { .. }));
+        assert_eq!(std::fs::read(d.path().join("f0")).unwrap(), b"data");
+        assert_eq!(std::fs::read(d.path().join("f1")).unwrap(), b"data");
+        assert_eq!(std::fs::read(d.path().join("f2")).unwrap(), b"old");
+        assert!(batch.is_empty());
+    }
+}

@@ -1,0 +1,590 @@
+//! One native client of the file server: reads requests in order and
+//! answers each in order (so a client may send many before reading, and
+//! thousands of small files cost no round trip each). Listings come from
+//! the live folder; files are sent as one `Data` frame, the raw bytes and
+//! an `End` frame with their BLAKE3; uploads are offered (`Put`), told what
+//! the server already has (`PutReady`), received into a temporary file,
+//! verified, fsynced and renamed. Every wait is bounded by the idle
+//! timeout; a client that stops reading holds at most its buffers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::resume::{PartFile, hash_file, hash_prefix, partial_len};
+use super::server::Ctx;
+use super::store::{StoreError, part_path};
+use super::transfer::{Flow, RateLimit, Received, recv_file, send_file};
+use crate::wire::files::{
+    ErrorCode, FLAG_UPLOADS, GetMode, Hash, MAX_FRAME, PutState, Reply, Request, entries_frames,
+    zero_hash,
+};
+use crate::wire::frame::{Frame, FrameCodec};
+
+/// Upload offers a connection may have open (each costs a path and a hasher).
+const MAX_OFFERS: usize = 100_000;
+/// Control bytes queued before they are written out.
+const OUT_FLUSH: usize = 256 * 1024;
+
+/// A connection-ending failure (already logged by the caller).
+type SessionResult = Result<(), String>;
+
+/// An upload offered and answered, waiting for its data.
+struct Offer {
+    /// The name the client gave.
+    name: String,
+    /// Where it goes.
+    target: std::path::PathBuf,
+    size: u64,
+    overwrite: bool,
+    /// A partial upload already there: its length and hash state.
+    partial: Option<(u64, blake3::Hasher)>,
+}
+
+/// What `get` decided to send.
+enum SendPlan {
+    Same,
+    Differs(u64),
+    /// A small rest, already read and hashed: queued with the replies, so
+    /// many small files leave in large writes.
+    Inline {
+        offset: u64,
+        bytes: Vec<u8>,
+        hash: Hash,
+    },
+    Send {
+        file: std::fs::File,
+        offset: u64,
+        hasher: Box<blake3::Hasher>,
+    },
+}
+
+struct Session<S> {
+    ctx: Arc<Ctx>,
+    stream: S,
+    buf: BytesMut,
+    out: BytesMut,
+    peer: SocketAddr,
+    offers: HashMap<u32, Offer>,
+    codec: FrameCodec,
+}
+
+/// Serves one native client (preamble already read) until it is done,
+/// fails, or the server shuts down.
+pub(crate) async fn run<S>(ctx: Arc<Ctx>, stream: S, peer: SocketAddr, buf: BytesMut)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let flags = if ctx.cfg.uploads.is_some() {
+        FLAG_UPLOADS
+    } else {
+        0
+    };
+    let mut s = Session {
+        ctx,
+        stream,
+        buf,
+        out: BytesMut::with_capacity(8192),
+        peer,
+        offers: HashMap::new(),
+        codec: FrameCodec::new(MAX_FRAME),
+    };
+    s.reply(&Reply::Welcome {
+        software: crate::SOFTWARE.to_owned(),
+        flags,
+    });
+    tracing::debug!("{peer}: native client");
+    let shutdown = s.ctx.shutdown.clone();
+    let result = tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        r = s.serve() => r,
+    };
+    if let Err(e) = result {
+        tracing::info!("{peer}: {e}");
+    }
+}
+
+fn blocking_failed(e: tokio::task::JoinError) -> String {
+    format!("file thread failed: {e}")
+}
+
+fn code_of(e: &StoreError) -> ErrorCode {
+    match e {
+        StoreError::BadPath { .. } | StoreError::Outside(_) => ErrorCode::BadPath,
+        StoreError::NotFound(_) => ErrorCode::NotFound,
+        StoreError::IsDir(_) | StoreError::Special(_) => ErrorCode::NotAFile,
+        StoreError::TooLarge(_) | StoreError::Io { .. } => ErrorCode::Io,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    async fn serve(&mut self) -> SessionResult {
+        loop {
+            let Some(frame) = self.next_frame().await? else {
+                return Ok(());
+            };
+            let req = match Request::decode(&frame) {
+                Ok(r) => r,
+                Err(e) => return self.fatal(ErrorCode::Protocol, &e.to_string()).await,
+            };
+            match req {
+                Request::List { id, path } => self.list(id, path).await?,
+                Request::Get {
+                    id,
+                    path,
+                    mode,
+                    have,
+                    have_hash,
+                } => self.get(id, path, mode, have, have_hash).await?,
+                Request::Put {
+                    id,
+                    path,
+                    size,
+                    overwrite,
+                    ..
+                } => self.offer(id, path, size, overwrite).await?,
+                Request::Data { id, offset, len } => self.upload(id, offset, len).await?,
+                Request::End { .. } => {
+                    return self
+                        .fatal(ErrorCode::Protocol, "end of an upload that was not sent")
+                        .await;
+                }
+                Request::Done => {
+                    self.flush().await?;
+                    let _ = self.stream.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The next request frame; `None` at a clean EOF. Flushes replies
+    /// before waiting, so a pipelining client gets them promptly.
+    async fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+        loop {
+            match self.codec.decode_frame(&mut self.buf) {
+                Ok(Some(f)) => return Ok(Some(f)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.fatal(ErrorCode::Protocol, &e.to_string()).await?;
+                    return Ok(None);
+                }
+            }
+            self.flush().await?;
+            let idle = self.ctx.cfg.idle_timeout;
+            match tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf)).await {
+                Err(_) => return Err(format!("idle for {idle:?}; closed")),
+                Ok(Ok(0)) if self.buf.is_empty() => return Ok(None),
+                Ok(Ok(0)) => return Err("closed in the middle of a request".into()),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    fn reply(&mut self, r: &Reply) {
+        if let Err(e) = r.encode(&mut self.out) {
+            tracing::warn!("cannot encode a reply: {e}");
+        }
+    }
+
+    fn error(&mut self, id: u32, code: ErrorCode, text: &str) {
+        self.reply(&Reply::Error {
+            id,
+            code: code as u16,
+            text: text.to_owned(),
+        });
+    }
+
+    async fn fatal(&mut self, code: ErrorCode, text: &str) -> SessionResult {
+        self.error(0, code, text);
+        let _ = self.flush().await;
+        Err(format!("protocol error: {text}"))
+    }
+
+    async fn flush(&mut self) -> SessionResult {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let idle = self.ctx.cfg.idle_timeout;
+        let out = self.out.split();
+        match tokio::time::timeout(idle, self.stream.write_all(&out)).await {
+            Err(_) => Err(format!("not reading for {idle:?}; closed")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    async fn flush_if_full(&mut self) -> SessionResult {
+        if self.out.len() >= OUT_FLUSH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn list(&mut self, id: u32, path: String) -> SessionResult {
+        let store = self.ctx.cfg.store.clone();
+        let listed = tokio::task::spawn_blocking(move || store.list(&path))
+            .await
+            .map_err(blocking_failed)?;
+        match listed {
+            Ok(entries) => {
+                if let Err(e) = entries_frames(id, &entries, &mut self.out) {
+                    self.error(id, ErrorCode::Io, &e.to_string());
+                } else {
+                    self.reply(&Reply::ListEnd { id });
+                }
+            }
+            Err(e) => self.error(id, code_of(&e), &e.to_string()),
+        }
+        self.flush_if_full().await
+    }
+
+    async fn get(
+        &mut self,
+        id: u32,
+        path: String,
+        mode: GetMode,
+        have: u64,
+        have_hash: Hash,
+    ) -> SessionResult {
+        let store = self.ctx.cfg.store.clone();
+        let name = path.clone();
+        let inline = self.ctx.cfg.limit_rate.is_none();
+        let prepared = tokio::task::spawn_blocking(move || {
+            prepare(&store, &name, mode, have, &have_hash, inline)
+        })
+        .await
+        .map_err(blocking_failed)?;
+        let (size, mtime_ms, plan) = match prepared {
+            Err(e) => {
+                self.error(id, code_of(&e), &e.to_string());
+                return self.flush_if_full().await;
+            }
+            Ok(p) => p,
+        };
+        let (file, offset, hasher) = match plan {
+            Err(e) => {
+                self.error(id, ErrorCode::Io, &format!("{path}: {e}"));
+                return self.flush_if_full().await;
+            }
+            Ok(SendPlan::Same) => {
+                self.reply(&Reply::Same { id });
+                return self.flush_if_full().await;
+            }
+            Ok(SendPlan::Differs(size)) => {
+                self.reply(&Reply::Differs { id, size });
+                return self.flush_if_full().await;
+            }
+            Ok(SendPlan::Inline {
+                offset,
+                bytes,
+                hash,
+            }) => {
+                let len = bytes.len() as u64;
+                self.reply(&Reply::Data {
+                    id,
+                    size,
+                    mtime_ms,
+                    offset,
+                    len,
+                });
+                self.out.extend_from_slice(&bytes);
+                self.reply(&Reply::End { id, hash });
+                return self.flush_if_full().await;
+            }
+            Ok(SendPlan::Send {
+                file,
+                offset,
+                hasher,
+            }) => (file, offset, *hasher),
+        };
+        let permit = self.ctx.transfers.clone().acquire_owned().await;
+        let len = size - offset;
+        self.reply(&Reply::Data {
+            id,
+            size,
+            mtime_ms,
+            offset,
+            len,
+        });
+        self.flush().await?;
+        let mut rate = self.ctx.cfg.limit_rate.map(RateLimit::new);
+        let idle = self.ctx.cfg.idle_timeout;
+        let sent = send_file(
+            &mut self.stream,
+            file,
+            len,
+            hasher,
+            Flow {
+                rate: rate.as_mut(),
+                tally: &mut (),
+                stall: idle,
+            },
+        )
+        .await
+        .map_err(|e| format!("sending {path}: {e}"))?;
+        drop(permit);
+        tracing::debug!("{}: sent {path} ({len} bytes from {offset})", self.peer);
+        self.reply(&Reply::End {
+            id,
+            hash: *sent.finalize().as_bytes(),
+        });
+        self.flush_if_full().await
+    }
+
+    async fn offer(&mut self, id: u32, path: String, size: u64, overwrite: bool) -> SessionResult {
+        let Some(up) = self.ctx.cfg.uploads.clone() else {
+            self.error(
+                id,
+                ErrorCode::NoUploads,
+                "this server does not accept uploads (start it with --uploads DIR)",
+            );
+            return self.flush_if_full().await;
+        };
+        if self.offers.len() >= MAX_OFFERS {
+            self.error(id, ErrorCode::Busy, "too many uploads offered at once");
+            return self.flush_if_full().await;
+        }
+        let name = path.clone();
+        let looked = tokio::task::spawn_blocking(move || look_before_upload(&up, &name))
+            .await
+            .map_err(blocking_failed)?;
+        match looked {
+            Err(e) => self.error(id, code_of(&e), &e.to_string()),
+            Ok((target, state, have, hash, partial)) => {
+                self.reply(&Reply::PutReady {
+                    id,
+                    state,
+                    have,
+                    have_hash: hash,
+                });
+                self.offers.insert(
+                    id,
+                    Offer {
+                        name: path,
+                        target,
+                        size,
+                        overwrite,
+                        partial,
+                    },
+                );
+            }
+        }
+        self.flush_if_full().await
+    }
+
+    async fn upload(&mut self, id: u32, offset: u64, len: u64) -> SessionResult {
+        let Some(offer) = self.offers.remove(&id) else {
+            return self
+                .fatal(
+                    ErrorCode::Protocol,
+                    "data for an upload that was not offered",
+                )
+                .await;
+        };
+        let Offer {
+            name,
+            target,
+            size,
+            overwrite,
+            partial,
+        } = offer;
+        let resumable = partial.as_ref().map(|(n, _)| *n);
+        if offset.checked_add(len) != Some(size) || (offset != 0 && resumable != Some(offset)) {
+            return self
+                .fatal(ErrorCode::Protocol, "upload data does not match its offer")
+                .await;
+        }
+        let hasher = match partial {
+            Some((_, h)) if offset != 0 => h,
+            _ => blake3::Hasher::new(),
+        };
+        let permit = self.ctx.transfers.clone().acquire_owned().await;
+        let part = tokio::task::spawn_blocking(move || PartFile::open(&target, offset))
+            .await
+            .map_err(blocking_failed)?;
+        let received = match part {
+            Ok(part) => {
+                let r = recv_file(
+                    &mut self.stream,
+                    &mut self.buf,
+                    part.file.try_clone().map_err(|e| e.to_string())?,
+                    len,
+                    hasher,
+                    Flow::plain(&mut (), self.ctx.cfg.idle_timeout),
+                )
+                .await
+                .map_err(|e| format!("receiving {name}: {e}"))?;
+                Ok((part, r))
+            }
+            Err(e) => Err(e),
+        };
+        drop(permit);
+        let end = self.next_frame().await?.map(|f| Request::decode(&f));
+        let expected = match end {
+            Some(Ok(Request::End { id: end_id, hash })) if end_id == id => hash,
+            _ => {
+                return self
+                    .fatal(ErrorCode::Protocol, "expected the end of the upload")
+                    .await;
+            }
+        };
+        match received {
+            Err(e) => self.error(id, ErrorCode::Io, &format!("{name}: {e}")),
+            Ok((_, Received::WriteFailed(e))) => {
+                tracing::warn!("{}: upload {name} failed: {e}", self.peer);
+                self.error(id, ErrorCode::Io, &format!("{name}: {e}"));
+            }
+            Ok((part, Received::Done(_, hasher))) => {
+                self.commit(id, name, overwrite, part, *hasher, expected)
+                    .await?;
+            }
+        }
+        self.flush_if_full().await
+    }
+
+    async fn commit(
+        &mut self,
+        id: u32,
+        name: String,
+        overwrite: bool,
+        part: PartFile,
+        hasher: blake3::Hasher,
+        expected: Hash,
+    ) -> SessionResult {
+        let got = *hasher.finalize().as_bytes();
+        let shown = name.clone();
+        let done =
+            tokio::task::spawn_blocking(move || part.commit(&got, &expected, overwrite, &shown))
+                .await
+                .map_err(blocking_failed)?;
+        match done {
+            Ok(()) => {
+                tracing::info!(
+                    "{}: stored {}",
+                    self.peer,
+                    crate::sanitize::for_terminal(&name)
+                );
+                self.reply(&Reply::Stored { id });
+            }
+            Err(e) => {
+                let code = match e {
+                    super::resume::CommitError::HashMismatch { .. } => ErrorCode::HashMismatch,
+                    super::resume::CommitError::Exists { .. } => ErrorCode::Exists,
+                    super::resume::CommitError::Io { .. } => ErrorCode::Io,
+                };
+                self.error(id, code, &e.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest rest of a file sent inline with the replies.
+const INLINE: u64 = 64 * 1024;
+
+/// Opens `path` and plans its `Get` in one trip to a blocking thread;
+/// a small rest is read and hashed here too (when `inline`).
+fn prepare(
+    store: &super::store::Store,
+    path: &str,
+    mode: GetMode,
+    have: u64,
+    have_hash: &Hash,
+    inline: bool,
+) -> Result<(u64, u64, std::io::Result<SendPlan>), StoreError> {
+    use std::io::Read;
+    let opened = store.open_file(path)?;
+    let (size, mtime_ms) = (opened.size, opened.mtime_ms);
+    let plan = plan_send(opened.file, size, mode, have, have_hash).and_then(|plan| match plan {
+        SendPlan::Send {
+            mut file,
+            offset,
+            mut hasher,
+        } if inline && size - offset <= INLINE => {
+            let mut bytes = vec![0u8; (size - offset) as usize];
+            file.read_exact(&mut bytes)?;
+            hasher.update(&bytes);
+            Ok(SendPlan::Inline {
+                offset,
+                bytes,
+                hash: *hasher.finalize().as_bytes(),
+            })
+        }
+        other => Ok(other),
+    });
+    Ok((size, mtime_ms, plan))
+}
+
+/// Decides, on a blocking thread, what to send for a `Get` given what the
+/// client has; hashes the server's file only as far as needed.
+fn plan_send(
+    mut file: std::fs::File,
+    size: u64,
+    mode: GetMode,
+    have: u64,
+    have_hash: &Hash,
+) -> std::io::Result<SendPlan> {
+    use std::io::{Seek, SeekFrom};
+    let whole = matches!(mode, GetMode::Compare | GetMode::Replace);
+    let compare = if whole {
+        have == size
+    } else {
+        have > 0 && have <= size
+    };
+    if compare {
+        let (hasher, seen) = super::resume::hash_open(&file, have)?;
+        if seen == have && hasher.clone().finalize().as_bytes() == have_hash {
+            if whole {
+                return Ok(SendPlan::Same);
+            }
+            return Ok(SendPlan::Send {
+                file,
+                offset: have,
+                hasher: Box::new(hasher),
+            });
+        }
+    }
+    if mode == GetMode::Compare {
+        return Ok(SendPlan::Differs(size));
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(SendPlan::Send {
+        file,
+        offset: 0,
+        hasher: Box::default(),
+    })
+}
+
+/// What the server has under an offered upload's name: the target path,
+/// state, bytes, their hash, and (for a partial) the hasher to continue.
+type Looked = (
+    std::path::PathBuf,
+    PutState,
+    u64,
+    Hash,
+    Option<(u64, blake3::Hasher)>,
+);
+
+fn look_before_upload(up: &super::store::Store, name: &str) -> Result<Looked, StoreError> {
+    let target = up.upload_target(name)?;
+    let io = |source| StoreError::Io {
+        name: name.to_owned(),
+        source,
+    };
+    if let Some((hash, size)) = hash_file(&target).map_err(io)? {
+        return Ok((target, PutState::Existing, size, hash, None));
+    }
+    if let Some(n) = partial_len(&target)
+        && n > 0
+        && let Some((hasher, seen)) = hash_prefix(&part_path(&target), n).map_err(io)?
+    {
+        let hash = *hasher.clone().finalize().as_bytes();
+        return Ok((target, PutState::Partial, seen, hash, Some((seen, hasher))));
+    }
+    Ok((target, PutState::New, 0, zero_hash(), None))
+}

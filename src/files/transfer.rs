@@ -1,0 +1,449 @@
+//! The data path: moves a file's raw bytes between a file and a stream in
+//! 1 MiB blocks, hashing them (BLAKE3) as they pass, with the file side on
+//! a blocking thread and the next block read (or the previous one written)
+//! while the network side works on this one. Also the `--limit-rate`
+//! throttle. Works over any tokio stream (plain TCP or the secure channel).
+//!
+//! Disk-full testing: in debug builds only, `SOQUETE_TEST_FAIL_WRITES_AFTER=N`
+//! makes writes to received files fail as a full disk would after N bytes.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// Bytes per block read from or written to a file.
+pub const CHUNK: usize = 1 << 20;
+
+/// A bytes-per-second throttle (token bucket allowing one block of debt).
+#[derive(Debug)]
+pub struct RateLimit {
+    /// Allowed bytes per second.
+    rate: f64,
+    /// When the bytes sent so far may all have been sent.
+    next_free: Option<Instant>,
+}
+
+impl RateLimit {
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Self {
+            rate: bytes_per_sec.max(1) as f64,
+            next_free: None,
+        }
+    }
+
+    /// How long to wait after sending `n` more bytes at `now`.
+    pub fn delay(&mut self, now: Instant, n: usize) -> Duration {
+        let start = self.next_free.filter(|t| *t > now).unwrap_or(now);
+        let next = start + Duration::from_secs_f64(n as f64 / self.rate);
+        self.next_free = Some(next);
+        next.saturating_duration_since(now)
+    }
+
+    /// Block size that keeps the throttled stream smooth (about 10 per
+    /// second, between 4 KiB and [`CHUNK`]).
+    pub fn block(&self) -> usize {
+        ((self.rate / 10.0) as usize).clamp(4096, CHUNK)
+    }
+
+    pub async fn wait(&mut self, n: usize) {
+        let d = self.delay(Instant::now(), n);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+/// Parses `10M`, `512K`, `1.5G`, `100000` (bytes per second; K = 1024).
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'B' => 1,
+                _ => return Err(format!("unknown unit in '{s}' (use K, M or G)")),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a rate (e.g. 10M, 512K)"))?;
+    let v = n * mult as f64;
+    if !v.is_finite() || !(1.0..=1e15).contains(&v) {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(v as u64)
+}
+
+/// Sends bytes as they move: count for progress bars.
+pub trait Tally: Send {
+    fn add(&mut self, n: u64);
+}
+
+impl Tally for () {
+    fn add(&mut self, _: u64) {}
+}
+
+/// How bytes move besides where: throttle, progress, and how long the
+/// network may make no progress.
+pub struct Flow<'a> {
+    pub rate: Option<&'a mut RateLimit>,
+    pub tally: &'a mut dyn Tally,
+    pub stall: Duration,
+}
+
+impl<'a> Flow<'a> {
+    /// No throttle, no progress, `stall` as the limit.
+    pub fn plain(tally: &'a mut dyn Tally, stall: Duration) -> Self {
+        Self {
+            rate: None,
+            tally,
+            stall,
+        }
+    }
+}
+
+/// What travels to and from the blocking thread with each block.
+struct Block {
+    file: File,
+    buf: Vec<u8>,
+    hasher: blake3::Hasher,
+}
+
+fn joined(e: tokio::task::JoinError) -> std::io::Error {
+    std::io::Error::other(format!("file thread failed: {e}"))
+}
+
+/// Reads `n` bytes of `b.file` into `b.buf` and hashes them.
+async fn read_block(mut b: Block, n: usize) -> std::io::Result<Block> {
+    tokio::task::spawn_blocking(move || {
+        b.buf.resize(n, 0);
+        b.file.read_exact(&mut b.buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::other("the file shrank while it was being sent")
+            } else {
+                e
+            }
+        })?;
+        b.hasher.update(&b.buf);
+        Ok(b)
+    })
+    .await
+    .map_err(joined)?
+}
+
+/// Sends `len` bytes of `file` (from its current position) to `w`, hashing
+/// them into `hasher`. Returns the hasher.
+pub async fn send_file<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    file: File,
+    len: u64,
+    hasher: blake3::Hasher,
+    flow: Flow<'_>,
+) -> std::io::Result<blake3::Hasher> {
+    let Flow {
+        mut rate,
+        tally,
+        stall,
+    } = flow;
+    let block = rate.as_ref().map_or(CHUNK, |r| r.block());
+    let mut left = len;
+    let first = block.min(left as usize);
+    let mut pending = Some(tokio::spawn(read_block(
+        Block {
+            file,
+            buf: Vec::with_capacity(first),
+            hasher,
+        },
+        first,
+    )));
+    let mut spare = Vec::with_capacity(first);
+    let mut hasher_out = None;
+    while let Some(task) = pending.take() {
+        let b = task.await.map_err(joined)??;
+        left -= b.buf.len() as u64;
+        let Block { file, buf, hasher } = b;
+        if left > 0 {
+            let n = block.min(left as usize);
+            let next = Block {
+                file,
+                buf: std::mem::take(&mut spare),
+                hasher,
+            };
+            pending = Some(tokio::spawn(read_block(next, n)));
+        } else {
+            hasher_out = Some(hasher);
+        }
+        stalled(stall, w.write_all(&buf)).await?;
+        tally.add(buf.len() as u64);
+        if let Some(r) = rate.as_deref_mut() {
+            r.wait(buf.len()).await;
+        }
+        spare = buf;
+    }
+    Ok(hasher_out.unwrap_or_default())
+}
+
+/// Runs one network step, failing it if it makes no progress for `stall`.
+async fn stalled<T>(
+    stall: Duration,
+    step: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match tokio::time::timeout(stall, step).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no progress for {stall:?}"),
+        )),
+    }
+}
+
+/// Simulated full disk for tests (debug builds only).
+fn fail_after() -> Option<u64> {
+    if cfg!(debug_assertions) {
+        std::env::var("SOQUETE_TEST_FAIL_WRITES_AFTER")
+            .ok()?
+            .parse()
+            .ok()
+    } else {
+        None
+    }
+}
+
+/// The test hook: fails as a full disk would when writing `n` more bytes
+/// after `written` would pass `SOQUETE_TEST_FAIL_WRITES_AFTER` (debug
+/// builds only; always `Ok` in release builds).
+pub fn simulated_full_disk(written: u64, n: usize) -> std::io::Result<()> {
+    match fail_after() {
+        Some(limit) if written + n as u64 > limit => Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space left on device (simulated: SOQUETE_TEST_FAIL_WRITES_AFTER)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes and hashes a block; `written` counts bytes for the test hook.
+async fn write_block(mut b: Block, written: u64) -> std::io::Result<Block> {
+    tokio::task::spawn_blocking(move || {
+        simulated_full_disk(written, b.buf.len())?;
+        b.file.write_all(&b.buf)?;
+        b.hasher.update(&b.buf);
+        Ok(b)
+    })
+    .await
+    .map_err(joined)?
+}
+
+/// How receiving ended.
+#[derive(Debug)]
+pub enum Received {
+    /// All bytes written; the file and the hasher.
+    Done(File, Box<blake3::Hasher>),
+    /// The file could not be written; the remaining bytes were read and
+    /// dropped, so the stream is still in step.
+    WriteFailed(std::io::Error),
+}
+
+/// Receives `len` raw bytes from `r` (those already in `buffered` first)
+/// into `file`, hashing them. A network error is an `Err`; a file error
+/// drains the rest and is `Received::WriteFailed`.
+pub async fn recv_file<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buffered: &mut BytesMut,
+    file: File,
+    len: u64,
+    hasher: blake3::Hasher,
+    flow: Flow<'_>,
+) -> std::io::Result<Received> {
+    let Flow {
+        mut rate,
+        tally,
+        stall,
+    } = flow;
+    let block = rate.as_ref().map_or(CHUNK, |r| r.block());
+    let mut left = len;
+    let mut written = 0u64;
+    let mut spare = Vec::with_capacity(CHUNK.min(len as usize));
+    let mut pending: Option<tokio::task::JoinHandle<std::io::Result<Block>>> = None;
+    let mut parked = Some((file, hasher));
+    while left > 0 {
+        let want = block.min(left as usize);
+        let mut buf = std::mem::take(&mut spare);
+        buf.clear();
+        stalled(stall, fill(r, buffered, &mut buf, want)).await?;
+        left -= buf.len() as u64;
+        tally.add(buf.len() as u64);
+        if let Some(rate) = rate.as_deref_mut() {
+            rate.wait(buf.len()).await;
+        }
+        if let Some(task) = pending.take() {
+            match task.await.map_err(joined)? {
+                Ok(b) => {
+                    spare = b.buf;
+                    parked = Some((b.file, b.hasher));
+                }
+                Err(e) => return stalled(stall, drain(r, buffered, left, e)).await,
+            }
+        }
+        let (file, hasher) = parked.take().expect("file is parked between blocks");
+        let n = buf.len() as u64;
+        pending = Some(tokio::spawn(write_block(
+            Block { file, buf, hasher },
+            written,
+        )));
+        written += n;
+    }
+    if let Some(task) = pending {
+        match task.await.map_err(joined)? {
+            Ok(b) => parked = Some((b.file, b.hasher)),
+            Err(e) => return Ok(Received::WriteFailed(e)),
+        }
+    }
+    let (file, hasher) = parked.expect("file is back");
+    Ok(Received::Done(file, Box::new(hasher)))
+}
+
+/// Longest a block waits to fill before what has arrived is written
+/// (on a slow link the partial file keeps up with the network).
+const FILL_WAIT: Duration = Duration::from_millis(50);
+
+/// Appends up to `want` bytes from `buffered`, then `r`, to `buf`: at
+/// least one byte, then whatever arrives within [`FILL_WAIT`].
+async fn fill<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buffered: &mut BytesMut,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<()> {
+    let take = buffered.len().min(want);
+    buf.extend_from_slice(&buffered[..take]);
+    buffered.advance(take);
+    let deadline = Instant::now() + FILL_WAIT;
+    while buf.len() < want {
+        let start = buf.len();
+        buf.resize(want, 0);
+        let read = if start == 0 {
+            r.read(&mut buf[start..]).await.map(Some)
+        } else {
+            match tokio::time::timeout_at(deadline, r.read(&mut buf[start..])).await {
+                Ok(n) => n.map(Some),
+                Err(_) => Ok(None),
+            }
+        };
+        match read {
+            Ok(Some(0)) => {
+                buf.truncate(start);
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(Some(n)) => buf.truncate(start + n),
+            Ok(None) => {
+                buf.truncate(start);
+                break;
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads and drops `left` bytes so the stream stays in step after a file
+/// error, then reports that error.
+async fn drain<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buffered: &mut BytesMut,
+    mut left: u64,
+    error: std::io::Error,
+) -> std::io::Result<Received> {
+    let take = (buffered.len() as u64).min(left) as usize;
+    buffered.advance(take);
+    left -= take as u64;
+    let mut sink = vec![0u8; CHUNK.min(left as usize).max(1)];
+    while left > 0 {
+        let n = sink.len().min(left as usize);
+        r.read_exact(&mut sink[..n]).await?;
+        left -= n as u64;
+    }
+    Ok(Received::WriteFailed(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STALL: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn rates_parse_with_binary_units() {
+        assert_eq!(parse_rate("10M"), Ok(10 << 20));
+        assert_eq!(parse_rate("512k"), Ok(512 << 10));
+        assert_eq!(parse_rate("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("10X").is_err());
+    }
+
+    #[test]
+    fn throttle_spaces_blocks_by_their_size() {
+        let mut r = RateLimit::new(1000);
+        let t0 = Instant::now();
+        assert_eq!(r.delay(t0, 500), Duration::from_millis(500));
+        assert_eq!(r.delay(t0, 500), Duration::from_millis(1000));
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(r.delay(later, 100), Duration::from_millis(100));
+        assert_eq!(r.block(), 4096);
+    }
+
+    #[tokio::test]
+    async fn a_file_crosses_a_stream_with_its_hash() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        let data: Vec<u8> = (0..(CHUNK * 2 + 777)).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let (mut a, mut b) = tokio::io::duplex(64 * 1024);
+        let file = File::open(&src).unwrap();
+        let len = data.len() as u64;
+        let sender = tokio::spawn(async move {
+            send_file(
+                &mut a,
+                file,
+                len,
+                blake3::Hasher::new(),
+                Flow::plain(&mut (), STALL),
+            )
+            .await
+            .unwrap()
+        });
+        let dst = File::create(d.path().join("dst")).unwrap();
+        let mut buffered = BytesMut::from(&b""[..]);
+        let got = recv_file(
+            &mut b,
+            &mut buffered,
+            dst,
+            len,
+            blake3::Hasher::new(),
+            Flow::plain(&mut (), STALL),
+        )
+        .await
+        .unwrap();
+        let Received::Done(_, h) = got else {
+            panic!("write failed")
+        };
+        let sent = sender.await.unwrap();
+        assert_eq!(h.finalize(), blake3::hash(&data));
+        assert_eq!(sent.finalize(), blake3::hash(&data));
+        assert_eq!(std::fs::read(d.path().join("dst")).unwrap(), data);
+    }
+}
