@@ -22,12 +22,16 @@ impl Shutdown {
         Self::default()
     }
 
-    /// A token cancelled on Ctrl-C or SIGTERM.
+    /// A token cancelled on Ctrl-C or SIGTERM. The handlers are installed
+    /// before this returns, not when the watching task first runs: a signal
+    /// that comes right after a server printed `listening on` must cancel
+    /// the token, not kill the process with the default action.
     pub fn on_signals() -> Self {
         let s = Self::new();
         let watcher = s.clone();
+        let signals = Signals::install();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             watcher.signalled.store(true, Ordering::SeqCst);
             watcher.token.cancel();
         });
@@ -48,23 +52,55 @@ impl Shutdown {
     }
 }
 
+/// The installed handlers for Ctrl-C and SIGTERM.
 #[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.int) => {}
+            _ = recv(&mut self.term) => {}
+        }
     }
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+/// The installed Ctrl-C handler.
+#[cfg(windows)]
+struct Signals(Option<tokio::signal::windows::CtrlC>);
+
+#[cfg(windows)]
+impl Signals {
+    fn install() -> Self {
+        Self(tokio::signal::windows::ctrl_c().ok())
+    }
+
+    async fn wait(mut self) {
+        match &mut self.0 {
+            Some(c) => {
+                c.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
