@@ -47,6 +47,10 @@ fuzz_target!(|data: &[u8]| {
         let bytes = reply.to_bytes().expect("a decoded reply encodes");
         let mut original = BytesMut::new();
         encode_frame(frame.kind, &frame.payload, &mut original);
-        assert_eq!(&bytes[..], &original[..], "{reply:?} re-encoded differently");
+        assert_eq!(
+            &bytes[..],
+            &original[..],
+            "{reply:?} re-encoded differently"
+        );
     }
 });
