@@ -202,6 +202,17 @@ impl Conn {
                         );
                     }
                 };
+                if let (ServerMsg::ChatRun(run), Some(inbox)) = (&msg, &mut self.inbox) {
+                    // The bulk of a run: each text is a delivery, taken as it
+                    // lies in the decoded frame (expanding a run into whole
+                    // `Chat` messages cost the bench more than the server
+                    // spent delivering them).
+                    for text in &run.texts {
+                        let found = payload::find(text.as_bytes(), self.shared.plan.size);
+                        inbox.on_found(&self.shared, found, now_us);
+                    }
+                    continue;
+                }
                 for msg in msg.expand() {
                     if let Some(ending) = self.act(msg, now_us).await {
                         return ending;

@@ -106,6 +106,13 @@ pub(crate) fn encode_into(stamp: &Stamp, size: usize, out: &mut Vec<u8>) {
 pub(crate) fn find(line: &[u8], size: usize) -> Found {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let is_marker = |w: &[u8]| w[0] == LEAD && (w[1] == DATA || w[1] == PROBE);
+    // A native delivery is the message text alone: no search needed.
+    if line.len() == size && line.len() >= 2 && is_marker(&line[..2]) {
+        return match parse(line) {
+            Some(stamp) => Found::Message(stamp),
+            None => Found::Garbled,
+        };
+    }
     let Some(at) = line.windows(2).rposition(is_marker) else {
         return Found::Other;
     };
