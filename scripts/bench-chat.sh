@@ -7,7 +7,8 @@
 #   1,000 clients x 10,000 messages and 10,000 clients x 1,000 messages
 #     (soquete and ncat; ncat's select() loop is expected to give out past
 #     about 1,020 connections: whatever happens is recorded)
-#   latency at an offered 1,000 messages/s, 100 clients
+#   latency at an offered 1,000 messages/s, 100 clients (the bench on one
+#     thread, so its own cross-thread wake-ups stay out of the latencies)
 #
 # Each case gets a fresh server on a free loopback port, and the bench
 # watches its CPU and memory (--server-pid). Every run is bounded
@@ -187,10 +188,10 @@ for _ in $(seq "$REPEAT"); do
     run s10-nodelay soquete-nodelay 100 10000 10
     run s10-ncat ncat 100 10000 10
     run s10-python python 100 10000 10
-    run r1k-soquete soquete 100 5000 1 --rate 1000
-    run r1k-nodelay soquete-nodelay 100 5000 1 --rate 1000
-    run r1k-ncat ncat 100 5000 1 --rate 1000
-    run r1k-python python 100 5000 1 --rate 1000
+    run r1k-soquete soquete 100 5000 1 --rate 1000 --threads 1
+    run r1k-nodelay soquete-nodelay 100 5000 1 --rate 1000 --threads 1
+    run r1k-ncat ncat 100 5000 1 --rate 1000 --threads 1
+    run r1k-python python 100 5000 1 --rate 1000 --threads 1
 done
 if ((LARGE)); then
     run c1k-soquete soquete 1000 10000 1

@@ -352,6 +352,11 @@ pub struct BenchChatArgs {
     /// Bytes per message text.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(16..=60_000))]
     pub size: u32,
+    /// Threads of the load generator (default: one per core). With
+    /// `--rate`, 1 keeps the bench's own cross-thread wake-ups out of the
+    /// latencies it measures.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: Option<u32>,
     /// How many of the clients send.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub senders: u32,

@@ -15,8 +15,16 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose, cli.quiet);
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Chat(ChatCommand::Serve(args)) = &cli.command {
-        builder.worker_threads(args.threads as usize);
+    match &cli.command {
+        Command::Chat(ChatCommand::Serve(args)) => {
+            builder.worker_threads(args.threads as usize);
+        }
+        Command::Bench(BenchCommand::Chat(args)) => {
+            if let Some(n) = args.threads {
+                builder.worker_threads(n as usize);
+            }
+        }
+        _ => {}
     }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
