@@ -5,6 +5,8 @@
 
 #[path = "secure_channel/support.rs"]
 mod support;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::time::Duration;
 

@@ -7,13 +7,14 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use common::Server;
 use common::native::{NativeClient, RawClient};
+use common::secure::{PASS, SecureDirs};
 use soquete::secure::{ClientSecurity, ClientStream, Passphrase, SecureError, connect};
 use soquete::wire::chat::{ClientMsg, ErrorCode, PREAMBLE, ServerMsg};
 use soquete::wire::frame::{DEFAULT_MAX_FRAME, FrameCodec};
@@ -21,61 +22,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const PASS: &str = "correct horse battery staple";
 const LIMIT: Duration = Duration::from_secs(15);
 
-/// A server key directory, a client state directory and a passphrase file.
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    server: PathBuf,
-    client: PathBuf,
-    pass_file: PathBuf,
-}
-
-impl Dirs {
-    fn new() -> Dirs {
-        let tmp = tempfile::tempdir().unwrap();
-        let pass_file = tmp.path().join("pass");
-        std::fs::write(&pass_file, format!("{PASS}\n")).unwrap();
-        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
-        std::fs::set_permissions(&pass_file, private).unwrap();
-        Dirs {
-            server: tmp.path().join("server"),
-            client: tmp.path().join("client"),
-            pass_file,
-            _tmp: tmp,
-        }
-    }
-
-    fn start(&self) -> Server {
-        Server::start(&[
-            "chat",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--passphrase-file",
-            self.pass_file.to_str().unwrap(),
-            "--state-dir",
-            self.server.to_str().unwrap(),
-        ])
-    }
-
-    /// Runs `chat serve --show-fingerprint`; returns its stdout.
-    fn show_fingerprint(&self) -> String {
-        let mut child = Command::new(common::bin())
-            .args(["chat", "serve", "--show-fingerprint", "--state-dir"])
-            .arg(&self.server)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let status = common::wait_timeout(&mut child, LIMIT).expect("exits in time");
-        assert!(status.success(), "{status}");
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-        out
-    }
+/// Runs `chat serve --show-fingerprint` on the server state of `dirs`;
+/// returns its stdout.
+fn show_fingerprint(dirs: &SecureDirs) -> String {
+    let mut child = Command::new(common::bin())
+        .args(["chat", "serve", "--show-fingerprint", "--state-dir"])
+        .arg(&dirs.server)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = common::wait_timeout(&mut child, LIMIT).expect("exits in time");
+    assert!(status.success(), "{status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    out
 }
 
 /// A native client inside the secure channel.
@@ -160,8 +124,8 @@ fn logged_fingerprint(server: &Server) -> String {
 
 #[tokio::test]
 async fn right_passphrase_joins_and_chats() {
-    let dirs = Dirs::new();
-    let server = dirs.start();
+    let dirs = SecureDirs::new();
+    let server = dirs.serve();
     assert!(logged_fingerprint(&server).starts_with("SHA256:"));
     let mut alice = SecureClient::connect(server.addr, &dirs.client, PASS, "alice")
         .await
@@ -189,8 +153,8 @@ async fn right_passphrase_joins_and_chats() {
 
 #[tokio::test]
 async fn wrong_passphrase_is_refused_and_the_server_keeps_serving() {
-    let dirs = Dirs::new();
-    let server = dirs.start();
+    let dirs = SecureDirs::new();
+    let server = dirs.serve();
     let err = SecureClient::connect(server.addr, &dirs.client, "wrong horse", "mallory")
         .await
         .err()
@@ -209,8 +173,8 @@ async fn wrong_passphrase_is_refused_and_the_server_keeps_serving() {
 
 #[test]
 fn plain_native_client_gets_an_error_frame() {
-    let dirs = Dirs::new();
-    let server = dirs.start();
+    let dirs = SecureDirs::new();
+    let server = dirs.serve();
     let mut c = NativeClient::connect(server.addr, "plain");
     let msg = c.expect("error", |m| matches!(m, ServerMsg::Error { .. }));
     let ServerMsg::Error { code, text } = msg else {
@@ -226,8 +190,8 @@ fn plain_native_client_gets_an_error_frame() {
 
 #[test]
 fn raw_client_gets_an_error_line() {
-    let dirs = Dirs::new();
-    let server = dirs.start();
+    let dirs = SecureDirs::new();
+    let server = dirs.serve();
     let mut c = RawClient::connect(server.addr);
     c.send(b"hello?\n");
     let text = c.wait_for("this chat is encrypted");
@@ -236,7 +200,7 @@ fn raw_client_gets_an_error_line() {
 
 #[tokio::test]
 async fn secure_client_of_a_plain_server_fails_at_once() {
-    let dirs = Dirs::new();
+    let dirs = SecureDirs::new();
     let server = Server::start(&["chat", "serve", "--listen", "127.0.0.1:0"]);
     let err = SecureClient::connect(server.addr, &dirs.client, PASS, "alice")
         .await
@@ -250,21 +214,21 @@ async fn secure_client_of_a_plain_server_fails_at_once() {
 
 #[test]
 fn show_fingerprint_prints_it_and_it_survives_restarts() {
-    let dirs = Dirs::new();
-    let first = dirs.show_fingerprint();
+    let dirs = SecureDirs::new();
+    let first = show_fingerprint(&dirs);
     let line = first.trim();
     assert!(line.starts_with("SHA256:"), "{first:?}");
     assert_eq!(first.lines().count(), 1, "{first:?}");
-    assert_eq!(dirs.show_fingerprint(), first);
+    assert_eq!(show_fingerprint(&dirs), first);
     for _ in 0..2 {
-        let server = dirs.start();
+        let server = dirs.serve();
         assert_eq!(logged_fingerprint(&server), line);
     }
 }
 
 #[test]
 fn fernet_and_a_passphrase_exclude_each_other() {
-    let dirs = Dirs::new();
+    let dirs = SecureDirs::new();
     let mut child = Command::new(common::bin())
         .args(["chat", "serve", "--listen", "127.0.0.1:0", "--fernet"])
         .arg("--passphrase-file")
@@ -288,8 +252,8 @@ fn fernet_and_a_passphrase_exclude_each_other() {
 
 #[tokio::test]
 async fn shutdown_says_bye_inside_the_secure_channel() {
-    let dirs = Dirs::new();
-    let mut server = dirs.start();
+    let dirs = SecureDirs::new();
+    let mut server = dirs.serve();
     let mut alice = SecureClient::connect(server.addr, &dirs.client, PASS, "alice")
         .await
         .unwrap();

@@ -15,10 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use common::Server;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use common::secure::{PASS, SecureDirs};
+use common::tls::AcceptAny;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, ServerConfig};
 use soquete::secure::ALPN;
 use soquete::wire::chat::PREAMBLE;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -28,7 +28,6 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Every wait in these tests.
 const WAIT: Duration = Duration::from_secs(10);
-const PASS: &str = "correct horse battery staple";
 
 /// Bytes seen by a relay, one buffer per direction.
 #[derive(Default)]
@@ -50,46 +49,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A temporary directory with the passphrase file, the server's state and
-/// an (empty: first contact) client state directory.
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    pass_file: PathBuf,
-    server: PathBuf,
-    client: PathBuf,
+/// What the tests here add to the shared folders.
+trait JoinArgs {
+    fn join_args<'a>(&'a self, addr: &'a str, name: &'a str) -> Vec<&'a str>;
+    fn known_servers(&self) -> PathBuf;
 }
 
-impl Dirs {
-    fn new() -> Dirs {
-        let tmp = tempfile::tempdir().unwrap();
-        let pass_file = tmp.path().join("pass");
-        std::fs::write(&pass_file, format!("{PASS}\n")).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&pass_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        Dirs {
-            server: tmp.path().join("server"),
-            client: tmp.path().join("client"),
-            pass_file,
-            _tmp: tmp,
-        }
-    }
-
-    fn serve(&self) -> Server {
-        Server::start(&[
-            "chat",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--passphrase-file",
-            self.pass_file.to_str().unwrap(),
-            "--state-dir",
-            self.server.to_str().unwrap(),
-        ])
-    }
-
+impl JoinArgs for SecureDirs {
     /// `chat join ADDR` in secure mode, as NAME.
     fn join_args<'a>(&'a self, addr: &'a str, name: &'a str) -> Vec<&'a str> {
         vec![
@@ -229,48 +195,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Accepts any certificate, still checking the TLS 1.3 signature.
-#[derive(Debug)]
-struct AcceptAny;
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("no tls 1.2".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// A `chat join` left running: stdin held open, stdout lines as they come.
 struct Member {
     child: Child,
@@ -326,7 +250,7 @@ impl Drop for Member {
 
 #[test]
 fn a_man_in_the_middle_on_first_contact_is_refused_and_learns_nothing() {
-    let dirs = Dirs::new();
+    let dirs = SecureDirs::new();
     let server = dirs.serve();
     let rt = Runtime::new().unwrap();
     let (mitm, seen) = start_mitm(&rt, server.addr);
@@ -372,7 +296,7 @@ fn a_man_in_the_middle_on_first_contact_is_refused_and_learns_nothing() {
 
 #[test]
 fn a_wiretap_between_secure_members_sees_no_chat_and_no_passphrase() {
-    let dirs = Dirs::new();
+    let dirs = SecureDirs::new();
     let server = dirs.serve();
     let rt = Runtime::new().unwrap();
     let (tap, seen) = start_wiretap(&rt, server.addr);

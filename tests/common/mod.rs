@@ -6,6 +6,8 @@
 use std::io::{BufRead, BufReader, Read};
 
 pub mod native;
+pub mod secure;
+pub mod tls;
 use std::net::SocketAddr;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
