@@ -66,37 +66,12 @@ fi
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/bench-chat.XXXXXX")
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
-SERVER_PID=""
-
-stop_server() {
-    [[ -z "$SERVER_PID" ]] && return 0
-    kill -INT "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
+# shellcheck source=lib/servers.sh
+source scripts/lib/servers.sh
 trap stop_server EXIT
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits (10 s at most) for "listening on IP:PORT" in $1; prints IP:PORT.
-wait_listening() {
-    for _ in $(seq 100); do
-        local line
-        line=$(grep -m1 -o 'listening on [0-9.:]*' "$1" 2>/dev/null || true)
-        if [[ -n "$line" ]]; then
-            echo "${line#listening on }"
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
 }
 
 # Waits (10 s at most) until something accepts on $1 (ip:port).
