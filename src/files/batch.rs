@@ -56,13 +56,18 @@ impl Batch {
         self.items.len() >= MAX_FILES || self.bytes >= MAX_BYTES
     }
 
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Makes every waiting file durable and renames it; one error per
-    /// file that could not be stored.
-    pub fn flush(&mut self) -> Vec<CommitError> {
+    /// file that could not be stored, with its place in the batch (in the
+    /// order pushed).
+    pub fn flush(&mut self) -> Vec<(usize, CommitError)> {
         let items = std::mem::take(&mut self.items);
         self.bytes = 0;
         let synced = items
@@ -71,14 +76,14 @@ impl Batch {
             .is_some_and(|f| sync_filesystem(&f));
         let mut errors = Vec::new();
         let mut dirs = BTreeSet::<PathBuf>::new();
-        for w in items {
+        for (i, w) in items.into_iter().enumerate() {
             let io = |source| CommitError::Io {
                 name: w.name.clone(),
                 source,
             };
             let fsync = || std::fs::File::open(&w.path)?.sync_all();
             if !synced && let Err(e) = fsync() {
-                errors.push(io(e));
+                errors.push((i, io(e)));
                 continue;
             }
             let renamed = if w.overwrite {
@@ -88,14 +93,14 @@ impl Batch {
             };
             match renamed {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    errors.push(CommitError::Exists { name: w.name });
+                    errors.push((i, CommitError::Exists { name: w.name }));
                 }
                 Ok(()) => {
                     if let Some(d) = w.target.parent() {
                         dirs.insert(d.to_path_buf());
                     }
                 }
-                Err(e) => errors.push(io(e)),
+                Err(e) => errors.push((i, io(e))),
             }
         }
         #[cfg(unix)]
@@ -156,7 +161,7 @@ mod tests {
         assert!(!batch.full());
         let errors = batch.flush();
         assert_eq!(errors.len(), 1);
-        assert!(matches!(errors[0], CommitError::Exists { .. }));
+        assert!(matches!(errors[0], (2, CommitError::Exists { .. })));
         assert_eq!(std::fs::read(d.path().join("f0")).unwrap(), b"data");
         assert_eq!(std::fs::read(d.path().join("f1")).unwrap(), b"data");
         assert_eq!(std::fs::read(d.path().join("f2")).unwrap(), b"old");

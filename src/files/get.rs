@@ -465,7 +465,7 @@ async fn flush(batch: &mut Batch, failures: &mut Vec<String>) -> anyhow::Result<
     }
     let mut b = std::mem::take(batch);
     let errors = tokio::task::spawn_blocking(move || b.flush()).await?;
-    failures.extend(errors.iter().map(ToString::to_string));
+    failures.extend(errors.iter().map(|(_, e)| e.to_string()));
     Ok(())
 }
 

@@ -84,7 +84,7 @@ fn run(mut rx: mpsc::Receiver<SmallFile>) -> Outcome {
             Ok((part, size, overwrite, name)) => {
                 batch.push(part, size, overwrite, name);
                 if batch.full() {
-                    failures.extend(batch.flush().iter().map(ToString::to_string));
+                    failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
                 }
             }
             Err(Stored::Failed(msg)) => failures.push(msg),
@@ -95,7 +95,7 @@ fn run(mut rx: mpsc::Receiver<SmallFile>) -> Outcome {
         }
     }
     rx.close();
-    failures.extend(batch.flush().iter().map(ToString::to_string));
+    failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
     Outcome { failures, fatal }
 }
 
