@@ -63,6 +63,9 @@ enum SendPlan {
     },
 }
 
+/// Silence from the client after which waiting small uploads are flushed.
+const BATCH_QUIET: std::time::Duration = std::time::Duration::from_millis(20);
+
 struct Session<S> {
     ctx: Arc<Ctx>,
     stream: S,
@@ -181,7 +184,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     return Ok(None);
                 }
             }
-            self.commit_batch().await?;
+            if !self.stored.is_empty() {
+                // More uploads may follow at once: give them a moment to
+                // join the batch before paying for a filesystem flush.
+                let more = tokio::time::timeout(BATCH_QUIET, self.stream.read_buf(&mut self.buf));
+                match more.await {
+                    Err(_) => self.commit_batch().await?,
+                    Ok(Ok(0)) => self.commit_batch().await?,
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => return Err(e.to_string()),
+                }
+            }
             self.flush().await?;
             let idle = self.ctx.cfg.idle_timeout;
             match tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf)).await {
