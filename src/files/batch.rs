@@ -8,20 +8,24 @@
 //! Blocking (std::fs): callers run it on a blocking thread.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::resume::{CommitError, PartFile};
 
 /// Files below this size go through a batch; larger ones commit alone.
 pub const SMALL_FILE: u64 = 4 << 20;
-/// A batch is flushed at this many files...
-const MAX_FILES: usize = 2048;
+/// A batch is flushed at this many files (they are closed while they wait:
+/// no descriptor is held per file)...
+const MAX_FILES: usize = 16384;
 /// ...or this many bytes.
 const MAX_BYTES: u64 = 64 << 20;
 
 /// A verified file waiting for its durable rename.
 struct Waiting {
-    part: PartFile,
+    /// The temporary file.
+    path: PathBuf,
+    /// The final name.
+    target: PathBuf,
     overwrite: bool,
     /// For messages.
     name: String,
@@ -38,8 +42,10 @@ impl Batch {
     /// Adds a file whose hash was already checked.
     pub fn push(&mut self, part: PartFile, size: u64, overwrite: bool, name: String) {
         self.bytes += size;
+        let PartFile { path, target, .. } = part;
         self.items.push(Waiting {
-            part,
+            path,
+            target,
             overwrite,
             name,
         });
@@ -50,38 +56,51 @@ impl Batch {
         self.items.len() >= MAX_FILES || self.bytes >= MAX_BYTES
     }
 
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Makes every waiting file durable and renames it; one error per
-    /// file that could not be stored.
-    pub fn flush(&mut self) -> Vec<CommitError> {
+    /// file that could not be stored, with its place in the batch (in the
+    /// order pushed).
+    pub fn flush(&mut self) -> Vec<(usize, CommitError)> {
         let items = std::mem::take(&mut self.items);
         self.bytes = 0;
-        let synced = items.first().is_some_and(|w| sync_filesystem(&w.part.file));
+        let synced = items
+            .first()
+            .and_then(|w| std::fs::File::open(&w.path).ok())
+            .is_some_and(|f| sync_filesystem(&f));
         let mut errors = Vec::new();
         let mut dirs = BTreeSet::<PathBuf>::new();
-        for w in items {
+        for (i, w) in items.into_iter().enumerate() {
             let io = |source| CommitError::Io {
                 name: w.name.clone(),
                 source,
             };
-            if !synced && let Err(e) = w.part.file.sync_all() {
-                errors.push(io(e));
+            let fsync = || std::fs::File::open(&w.path)?.sync_all();
+            if !synced && let Err(e) = fsync() {
+                errors.push((i, io(e)));
                 continue;
             }
-            if !w.overwrite && std::fs::symlink_metadata(&w.part.target).is_ok() {
-                errors.push(CommitError::Exists { name: w.name });
-                continue;
-            }
-            match std::fs::rename(&w.part.path, &w.part.target) {
+            let renamed = if w.overwrite {
+                std::fs::rename(&w.path, &w.target)
+            } else {
+                rename_new(&w.path, &w.target)
+            };
+            match renamed {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    errors.push((i, CommitError::Exists { name: w.name }));
+                }
                 Ok(()) => {
-                    if let Some(d) = w.part.target.parent() {
+                    if let Some(d) = w.target.parent() {
                         dirs.insert(d.to_path_buf());
                     }
                 }
-                Err(e) => errors.push(io(e)),
+                Err(e) => errors.push((i, io(e))),
             }
         }
         #[cfg(unix)]
@@ -92,6 +111,24 @@ impl Batch {
         }
         errors
     }
+}
+
+/// Renames `from` onto `to` unless `to` exists (`AlreadyExists` then).
+/// Linux: one atomic `renameat2(RENAME_NOREPLACE)`, falling back to a
+/// check then a rename where the filesystem does not support it.
+pub fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            other => return other.map_err(Into::into),
+        }
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::ErrorKind::AlreadyExists.into());
+    }
+    std::fs::rename(from, to)
 }
 
 /// One flush of the whole filesystem holding `file` (Linux `syncfs`).
@@ -124,7 +161,7 @@ mod tests {
         assert!(!batch.full());
         let errors = batch.flush();
         assert_eq!(errors.len(), 1);
-        assert!(matches!(errors[0], CommitError::Exists { .. }));
+        assert!(matches!(errors[0], (2, CommitError::Exists { .. })));
         assert_eq!(std::fs::read(d.path().join("f0")).unwrap(), b"data");
         assert_eq!(std::fs::read(d.path().join("f1")).unwrap(), b"data");
         assert_eq!(std::fs::read(d.path().join("f2")).unwrap(), b"old");

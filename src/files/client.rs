@@ -86,9 +86,47 @@ async fn handshake(mut stream: BoxedStream, addr: &str) -> anyhow::Result<Conn> 
 pub struct Replies {
     codec: FrameCodec,
     addr: String,
-    /// Whether a frame has been decoded yet (before that, text means the
-    /// peer is not a soquete file server).
+    /// Whether a frame has been decoded yet (before that, text lines are a
+    /// chapter listing to skip: see [`skip_listing`]).
     seen_frame: bool,
+    /// The start of the text skipped before the first frame (for messages).
+    skipped: Vec<u8>,
+    /// How many bytes were skipped.
+    skipped_len: usize,
+}
+
+/// Most chapter-listing bytes skipped before the first frame.
+const MAX_SKIPPED: usize = 16 << 20;
+
+/// What [`skip_listing`] found at the start of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+enum Skip {
+    /// A frame starts here (or the buffer is empty).
+    Frame,
+    /// Part of a text line: read more.
+    NeedMore,
+    /// Not a listing line.
+    NotText,
+}
+
+/// Drops whole text lines (a chapter listing: a server that took us for
+/// the chapter's client because our hello came late sends one before its
+/// native reply; `docs/protocol.md`) from the front of `buf`, keeping
+/// the first bytes in `sample`.
+fn skip_listing(buf: &mut BytesMut, sample: &mut Vec<u8>, total: &mut usize) -> Skip {
+    while !buf.is_empty() && buf[0] != 0 {
+        let Some(end) = buf.iter().position(|b| *b == b'\n' || *b == 0) else {
+            return Skip::NeedMore;
+        };
+        if buf[end] == 0 {
+            return Skip::NotText;
+        }
+        let line = buf.split_to(end + 1);
+        let room = 40usize.saturating_sub(sample.len());
+        sample.extend_from_slice(&line[..line.len().min(room)]);
+        *total += line.len();
+    }
+    Skip::Frame
 }
 
 impl Replies {
@@ -97,7 +135,34 @@ impl Replies {
             codec: FrameCodec::new(MAX_FRAME),
             addr: addr.to_owned(),
             seen_frame: false,
+            skipped: Vec::new(),
+            skipped_len: 0,
         }
+    }
+
+    /// Decodes one frame off `buf`, if it holds a whole one.
+    fn decode(&mut self, buf: &mut BytesMut) -> anyhow::Result<Option<Reply>> {
+        let addr = &self.addr;
+        match self.codec.decode_frame(buf) {
+            Ok(Some(frame)) => {
+                self.seen_frame = true;
+                let reply = Reply::decode(&frame)
+                    .with_context(|| format!("{addr} sent a malformed reply"))?;
+                if let Reply::Error { id: 0, text, .. } = &reply {
+                    bail!("{addr}: {}", for_terminal(text));
+                }
+                Ok(Some(reply))
+            }
+            Ok(None) => Ok(None),
+            Err(_) if !self.seen_frame => Err(self.not_files(buf)),
+            Err(e) => bail!("{addr} sent a bad frame: {e}"),
+        }
+    }
+
+    fn not_files(&self, buf: &[u8]) -> anyhow::Error {
+        let mut got = self.skipped.clone();
+        got.extend_from_slice(&buf[..buf.len().min(40)]);
+        not_files(&self.addr, &got)
     }
 
     /// The next reply; a connection-level `Error` (id 0) is an `Err`.
@@ -108,22 +173,16 @@ impl Replies {
     ) -> anyhow::Result<Reply> {
         let addr = self.addr.clone();
         loop {
-            if !self.seen_frame && !buf.is_empty() && buf[0] != 0 {
-                return Err(not_files(&addr, buf));
-            }
-            match self.codec.decode_frame(buf) {
-                Ok(Some(frame)) => {
-                    self.seen_frame = true;
-                    let reply = Reply::decode(&frame)
-                        .with_context(|| format!("{addr} sent a malformed reply"))?;
-                    if let Reply::Error { id: 0, text, .. } = &reply {
-                        bail!("{addr}: {}", for_terminal(text));
-                    }
-                    return Ok(reply);
+            if !self.seen_frame {
+                match skip_listing(buf, &mut self.skipped, &mut self.skipped_len) {
+                    _ if self.skipped_len > MAX_SKIPPED => return Err(self.not_files(buf)),
+                    Skip::NotText => return Err(self.not_files(buf)),
+                    Skip::NeedMore | Skip::Frame => {}
                 }
-                Ok(None) => {}
-                Err(_) if !self.seen_frame => return Err(not_files(&addr, buf)),
-                Err(e) => bail!("{addr} sent a bad frame: {e}"),
+            }
+            let at_frame = self.seen_frame || buf.first() == Some(&0);
+            if at_frame && let Some(reply) = self.decode(buf)? {
+                return Ok(reply);
             }
             let n = tokio::time::timeout(IDLE_TIMEOUT, r.read_buf(buf))
                 .await
@@ -131,6 +190,9 @@ impl Replies {
                     anyhow::anyhow!("{addr} sent nothing for {}s", IDLE_TIMEOUT.as_secs())
                 })?
                 .with_context(|| format!("connection to {addr} failed"))?;
+            if n == 0 && !self.seen_frame && (self.skipped_len > 0 || !buf.is_empty()) {
+                return Err(self.not_files(buf));
+            }
             if n == 0 {
                 bail!("{addr} closed the connection");
             }
@@ -197,4 +259,30 @@ pub async fn run_list(args: FilesListArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_lines_are_skipped_up_to_the_first_frame() {
+        let mut sample = Vec::new();
+        let mut total = 0;
+        let mut buf = BytesMut::from(&b"a.txt\nbig.bin\n\0\0\0\x01\x81"[..]);
+        assert_eq!(skip_listing(&mut buf, &mut sample, &mut total), Skip::Frame);
+        assert_eq!(&buf[..], b"\0\0\0\x01\x81");
+        assert_eq!(total, 14);
+        assert_eq!(sample, b"a.txt\nbig.bin\n");
+        let mut buf = BytesMut::from(&b"half"[..]);
+        assert_eq!(
+            skip_listing(&mut buf, &mut sample, &mut total),
+            Skip::NeedMore
+        );
+        let mut buf = BytesMut::from(&b"HTTP\0"[..]);
+        assert_eq!(
+            skip_listing(&mut buf, &mut sample, &mut total),
+            Skip::NotText
+        );
+    }
 }

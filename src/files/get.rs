@@ -6,6 +6,7 @@
 //! each. Each file lands under a temporary name, is verified against the
 //! server's BLAKE3, fsynced and renamed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -16,6 +17,7 @@ use super::batch::{Batch, SMALL_FILE};
 use super::client::{Conn, Replies, connect};
 use super::progress::Progress;
 use super::resume::{CommitError, PartFile, hash_prefix, partial_len};
+use super::sink::{SMALL_READ, Sink, SmallFile};
 use super::store::part_path;
 use super::transfer::{Flow, Received, Tally, recv_file};
 use crate::cli::FilesGetArgs;
@@ -144,6 +146,7 @@ async fn plan(
     let (jobs, errs) = tokio::task::spawn_blocking(move || {
         let mut jobs = Vec::new();
         let mut errs = Vec::new();
+        let mut made = HashMap::new();
         for (name, entries) in listed {
             for e in entries {
                 let Some(target) = local_path(&output, &name, &e) else {
@@ -154,7 +157,7 @@ async fn plan(
                     continue;
                 };
                 let id = jobs.len() as u32 + 1;
-                match plan_one(id, e, target, overwrite) {
+                match plan_one(id, e, target, overwrite, &mut made) {
                     Ok(Some(job)) => jobs.push(job),
                     Ok(None) => {}
                     Err(msg) => errs.push(msg),
@@ -168,14 +171,35 @@ async fn plan(
     Ok(jobs)
 }
 
-fn plan_one(id: u32, e: Entry, target: PathBuf, overwrite: bool) -> Result<Option<Job>, String> {
+/// `made`: folders already made, and whether this run created them (then
+/// they held nothing: no file or partial file to look for, no `stat`).
+fn plan_one(
+    id: u32,
+    e: Entry,
+    target: PathBuf,
+    overwrite: bool,
+    made: &mut HashMap<PathBuf, bool>,
+) -> Result<Option<Job>, String> {
     let io = |err: std::io::Error| format!("{}: {err}", target.display());
-    if e.kind == EntryKind::Dir {
-        std::fs::create_dir_all(&target).map_err(io)?;
-        return Ok(None);
+    let dir = if e.kind == EntryKind::Dir {
+        Some(target.as_path())
+    } else {
+        target.parent()
+    };
+    let mut fresh = false;
+    if let Some(dir) = dir {
+        fresh = match made.get(dir) {
+            Some(f) => *f,
+            None => {
+                let existed = std::fs::symlink_metadata(dir).is_ok();
+                std::fs::create_dir_all(dir).map_err(io)?;
+                made.insert(dir.to_path_buf(), !existed);
+                !existed
+            }
+        };
     }
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
+    if e.kind == EntryKind::Dir {
+        return Ok(None);
     }
     let job = |mode, have| Job {
         id,
@@ -185,6 +209,9 @@ fn plan_one(id: u32, e: Entry, target: PathBuf, overwrite: bool) -> Result<Optio
         mode,
         have,
     };
+    if fresh {
+        return Ok(Some(job(GetMode::Resume, None)));
+    }
     match std::fs::symlink_metadata(&target) {
         Ok(m) if !m.is_file() => Err(format!("{} exists and is not a file", target.display())),
         Ok(m) if m.len() != e.size && !overwrite => Err(format!(
@@ -255,30 +282,30 @@ async fn receive_all(
     });
     let mut replies = Replies::new(&addr);
     let mut batch = Batch::default();
+    let sink = Sink::start();
+    let mut result = Ok(());
     for job in jobs {
-        receive_one(
-            &mut rd,
-            &mut buf,
-            &mut replies,
-            &mut batch,
-            job,
-            args,
-            progress,
-            failures,
-        )
-        .await?;
+        let io = (&mut rd, &mut buf, &mut replies);
+        result = receive_one(io, &mut batch, &sink, job, args, progress, failures).await;
+        if result.is_err() {
+            break;
+        }
     }
+    let outcome = sink.finish().await;
+    failures.extend(outcome.failures);
+    if let Some(fatal) = outcome.fatal {
+        bail!("{fatal}");
+    }
+    result?;
     flush(&mut batch, failures).await?;
     let _ = writer.await;
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn receive_one<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    buf: &mut BytesMut,
-    replies: &mut Replies,
+    (rd, buf, replies): (&mut R, &mut BytesMut, &mut Replies),
     batch: &mut Batch,
+    sink: &Sink,
     job: &Job,
     args: &FilesGetArgs,
     progress: &mut Progress,
@@ -319,11 +346,32 @@ async fn receive_one<R: AsyncRead + Unpin>(
     }
     let hasher = resumed.map_or_else(blake3::Hasher::new, |(_, h)| h.clone());
     let mut bar = progress.file(&job.remote, offset + len, offset);
-    let received = if len <= SMALL_READ && args.limit_rate.is_none() {
-        receive_small(rd, buf, &job.target, offset, len, hasher, &mut bar).await
-    } else {
-        receive_large(rd, buf, &job.target, offset, len, hasher, args, &mut bar).await
-    };
+    let overwrite = args.overwrite || job.mode == GetMode::Replace;
+    if len <= SMALL_READ && args.limit_rate.is_none() {
+        let bytes = read_small(rd, buf, len).await.with_context(|| {
+            format!("receiving {shown} (the partial file is kept: get it again to resume)")
+        })?;
+        bar.add(len);
+        let expected = match replies.next(rd, buf).await? {
+            Reply::End { hash, .. } => hash,
+            other => bail!("expected the end of {shown}, got {other:?}"),
+        };
+        let small = SmallFile {
+            target: job.target.clone(),
+            offset,
+            bytes,
+            hasher,
+            expected,
+            overwrite,
+            name: shown,
+        };
+        if !sink.send(small).await {
+            bail!("the file writer stopped");
+        }
+        progress.finish_file(bar);
+        return Ok(());
+    }
+    let received = receive_large(rd, buf, &job.target, offset, len, hasher, args, &mut bar).await;
     let (part, got) = received.with_context(|| {
         format!("receiving {shown} (the partial file is kept: get it again to resume)")
     })?;
@@ -337,7 +385,6 @@ async fn receive_one<R: AsyncRead + Unpin>(
             bail!("cannot write {}: {e}", part.path.display());
         }
     };
-    let overwrite = args.overwrite || job.mode == GetMode::Replace;
     let size = offset + len;
     if size < SMALL_FILE {
         if *hasher.finalize().as_bytes() != expected {
@@ -361,21 +408,12 @@ async fn receive_one<R: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// Largest file rest read whole before one write (open, write and hash in
-/// one trip to a blocking thread).
-const SMALL_READ: u64 = 64 * 1024;
-
-/// Receives a small rest: read it whole, then open, write and hash at once.
-async fn receive_small<R: AsyncRead + Unpin>(
+/// Reads a small rest whole (its bytes may already be in `buf`).
+async fn read_small<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
-    target: &Path,
-    offset: u64,
     len: u64,
-    mut hasher: blake3::Hasher,
-    bar: &mut super::progress::FileBar,
-) -> anyhow::Result<(PartFile, Received)> {
-    use std::io::Write;
+) -> anyhow::Result<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let n = len as usize;
     let take = buf.len().min(n);
@@ -390,22 +428,7 @@ async fn receive_small<R: AsyncRead + Unpin>(
         .await
         .map_err(|_| anyhow::anyhow!("no progress for {:?}", super::client::IDLE_TIMEOUT))??;
     }
-    bar.add(len);
-    let target = target.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut part = PartFile::open(&target, offset)?;
-        let written = super::transfer::simulated_full_disk(0, bytes.len())
-            .and_then(|()| part.file.write_all(&bytes));
-        let got = match written {
-            Ok(()) => {
-                hasher.update(&bytes);
-                Received::Done(part.file.try_clone()?, Box::new(hasher))
-            }
-            Err(e) => Received::WriteFailed(e),
-        };
-        Ok((part, got))
-    })
-    .await?
+    Ok(bytes)
 }
 
 /// Receives a large rest through the data path (blocks, throttle).
@@ -442,7 +465,7 @@ async fn flush(batch: &mut Batch, failures: &mut Vec<String>) -> anyhow::Result<
     }
     let mut b = std::mem::take(batch);
     let errors = tokio::task::spawn_blocking(move || b.flush()).await?;
-    failures.extend(errors.iter().map(ToString::to_string));
+    failures.extend(errors.iter().map(|(_, e)| e.to_string()));
     Ok(())
 }
 

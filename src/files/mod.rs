@@ -9,7 +9,8 @@
 //!
 //! - `store`: the published folder and path safety
 //! - `resume`: temporary files, prefix hashes, verify + fsync + rename;
-//!   `batch`: the same for many small files with one filesystem flush
+//!   `batch`: the same for many small files with one filesystem flush;
+//!   `sink`: a thread writing small files so the network never waits
 //! - `transfer`: the data path (1 MiB blocks, hashing, throttle)
 //! - `server`, `session`, `chapter`: the server and its two kinds of client
 //! - `client`, `get`, `put`, `seed`: the client commands
@@ -25,6 +26,7 @@ pub mod resume;
 pub mod seed;
 pub mod server;
 pub mod session;
+pub mod sink;
 pub mod store;
 pub mod transfer;
 

@@ -32,11 +32,22 @@ const MAX_LISTING: usize = 1 << 20;
 /// Bytes gathered before a write to the file.
 const WRITE_BLOCK: usize = 1 << 20;
 
-/// Reads the listing the chapter's server sends at connect.
-async fn read_listing(stream: &mut TcpStream) -> anyhow::Result<Vec<String>> {
-    let mut buf = BytesMut::with_capacity(8192);
+/// Reads the listing the chapter's server sends at connect. It has no end
+/// marker, so the first time we wait until it stops arriving; but the
+/// server sends the same bytes on every connection (it lists its folder
+/// once, at start-up), so once `known` holds them, a listing that matches
+/// them byte for byte is complete at once -- no quiet wait per file.
+/// Returns the raw bytes.
+async fn read_listing(stream: &mut TcpStream, known: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
+    let mut buf = BytesMut::with_capacity(known.map_or(8192, |k| k.len().max(1)));
     let mut wait = LISTING_START;
     while buf.len() < MAX_LISTING {
+        if let Some(k) = known
+            && !k.is_empty()
+            && buf[..] == k[..]
+        {
+            break;
+        }
         match tokio::time::timeout(wait, stream.read_buf(&mut buf)).await {
             Err(_) => break,
             Ok(Ok(0)) => break,
@@ -44,13 +55,13 @@ async fn read_listing(stream: &mut TcpStream) -> anyhow::Result<Vec<String>> {
             Ok(Err(e)) => return Err(e.into()),
         }
     }
-    Ok(parse_listing(&buf))
+    Ok(buf.to_vec())
 }
 
 /// `files list --seed`: prints the names the server sends.
 pub async fn list(addr: &str) -> anyhow::Result<()> {
     let mut stream = connect_tcp(addr, CONNECT_TIMEOUT).await?;
-    for name in read_listing(&mut stream).await? {
+    for name in parse_listing(&read_listing(&mut stream, None).await?) {
         println!("{}", for_terminal(&name));
     }
     let _ = stream.shutdown().await;
@@ -63,8 +74,9 @@ pub async fn get(args: &FilesGetArgs, quiet: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot make {}", args.output.display()))?;
     let mut progress = Progress::new(quiet, 0);
     let mut failures = Vec::new();
+    let mut listing = None;
     for name in &args.names {
-        match get_one(args, name, &mut progress).await {
+        match get_one(args, name, &mut listing, &mut progress).await {
             Ok(()) => {}
             Err(e) => failures.push(format!("{e:#}")),
         }
@@ -73,7 +85,13 @@ pub async fn get(args: &FilesGetArgs, quiet: bool) -> anyhow::Result<()> {
     super::get::finish(failures)
 }
 
-async fn get_one(args: &FilesGetArgs, name: &str, progress: &mut Progress) -> anyhow::Result<()> {
+/// `listing`: the listing bytes the server sent last time.
+async fn get_one(
+    args: &FilesGetArgs,
+    name: &str,
+    listing: &mut Option<Vec<u8>>,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let shown = for_terminal(name);
     if check_path(name, false).is_err() || name.contains('/') || name.contains(char::is_whitespace)
     {
@@ -81,7 +99,9 @@ async fn get_one(args: &FilesGetArgs, name: &str, progress: &mut Progress) -> an
     }
     let target = args.output.join(name);
     let mut stream = connect_tcp(&args.addr, CONNECT_TIMEOUT).await?;
-    let listed = read_listing(&mut stream).await?;
+    let raw = read_listing(&mut stream, listing.as_deref()).await?;
+    let listed = parse_listing(&raw);
+    *listing = Some(raw);
     if !listed.iter().any(|n| n == name) {
         tracing::debug!("{shown} is not in the listing; asking anyway");
     }

@@ -215,19 +215,22 @@ async fn handle(ctx: Arc<Ctx>, mut stream: TcpStream, peer: SocketAddr, admissio
         return refuse(stream, peer, &kind, refusal).await;
     }
     match kind {
-        Kind::Native(mut buf) => {
-            if let Some(bytes) = version_refusal(&mut buf) {
-                return goodbye(stream, &bytes).await;
-            }
-            let _ = stream.set_nodelay(true);
-            super::session::run(ctx, stream, peer, buf).await
-        }
+        Kind::Native(buf) => native(ctx, stream, peer, buf).await,
         Kind::Chapter(buf) => super::chapter::run(ctx, stream, peer, buf).await,
         Kind::Tls => {
             tracing::info!("{peer} refused: a secure client, but this server has no passphrase");
         }
         Kind::Closed => tracing::debug!("{peer} closed before saying anything"),
     }
+}
+
+/// Runs a native session; `buf` starts with the preamble.
+pub(crate) async fn native(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr, mut buf: BytesMut) {
+    if let Some(bytes) = version_refusal(&mut buf) {
+        return goodbye(stream, &bytes).await;
+    }
+    let _ = stream.set_nodelay(true);
+    super::session::run(ctx, stream, peer, buf).await
 }
 
 /// Takes the preamble off `buf`; the bytes to send back if its version is

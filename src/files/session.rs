@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::batch::{Batch, SMALL_FILE};
 use super::resume::{PartFile, hash_file, hash_prefix, partial_len};
 use super::server::Ctx;
 use super::store::{StoreError, part_path};
@@ -62,6 +63,9 @@ enum SendPlan {
     },
 }
 
+/// Silence from the client after which waiting small uploads are flushed.
+const BATCH_QUIET: std::time::Duration = std::time::Duration::from_millis(20);
+
 struct Session<S> {
     ctx: Arc<Ctx>,
     stream: S,
@@ -70,6 +74,10 @@ struct Session<S> {
     peer: SocketAddr,
     offers: HashMap<u32, Offer>,
     codec: FrameCodec,
+    /// Small verified uploads waiting for one durable flush (`batch`),
+    /// and their ids and names: their `Stored` goes out after it.
+    stored: Batch,
+    stored_ids: Vec<(u32, String)>,
 }
 
 /// Serves one native client (preamble already read) until it is done,
@@ -91,6 +99,8 @@ where
         peer,
         offers: HashMap::new(),
         codec: FrameCodec::new(MAX_FRAME),
+        stored: Batch::default(),
+        stored_ids: Vec::new(),
     };
     s.reply(&Reply::Welcome {
         software: crate::SOFTWARE.to_owned(),
@@ -153,6 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         .await;
                 }
                 Request::Done => {
+                    self.commit_batch().await?;
                     self.flush().await?;
                     let _ = self.stream.shutdown().await;
                     return Ok(());
@@ -171,6 +182,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Err(e) => {
                     self.fatal(ErrorCode::Protocol, &e.to_string()).await?;
                     return Ok(None);
+                }
+            }
+            if !self.stored.is_empty() {
+                // More uploads may follow at once: give them a moment to
+                // join the batch before paying for a filesystem flush.
+                let more = tokio::time::timeout(BATCH_QUIET, self.stream.read_buf(&mut self.buf));
+                match more.await {
+                    Err(_) => self.commit_batch().await?,
+                    Ok(Ok(0)) => self.commit_batch().await?,
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => return Err(e.to_string()),
                 }
             }
             self.flush().await?;
@@ -440,11 +462,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.error(id, ErrorCode::Io, &format!("{name}: {e}"));
             }
             Ok((part, Received::Done(_, hasher))) => {
-                self.commit(id, name, overwrite, part, *hasher, expected)
-                    .await?;
+                if size < SMALL_FILE && *hasher.finalize().as_bytes() == expected {
+                    self.stored.push(part, size, overwrite, name.clone());
+                    self.stored_ids.push((id, name));
+                    if self.stored.full() {
+                        self.commit_batch().await?;
+                    }
+                } else {
+                    self.commit(id, name, overwrite, part, *hasher, expected)
+                        .await?;
+                }
             }
         }
         self.flush_if_full().await
+    }
+
+    /// Makes the waiting small uploads durable under their names (one
+    /// filesystem flush) and queues their replies.
+    async fn commit_batch(&mut self) -> SessionResult {
+        if self.stored.is_empty() {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.stored);
+        let ids = std::mem::take(&mut self.stored_ids);
+        let errors = tokio::task::spawn_blocking(move || batch.flush())
+            .await
+            .map_err(blocking_failed)?;
+        let mut errors = errors.into_iter().peekable();
+        for (i, (id, name)) in ids.into_iter().enumerate() {
+            match errors.next_if(|(at, _)| *at == i) {
+                Some((_, e)) => self.refuse(id, e),
+                None => self.stored_ok(id, &name),
+            }
+        }
+        Ok(())
+    }
+
+    fn stored_ok(&mut self, id: u32, name: &str) {
+        tracing::info!(
+            "{}: stored {}",
+            self.peer,
+            crate::sanitize::for_terminal(name)
+        );
+        self.reply(&Reply::Stored { id });
+    }
+
+    fn refuse(&mut self, id: u32, e: super::resume::CommitError) {
+        let code = match e {
+            super::resume::CommitError::HashMismatch { .. } => ErrorCode::HashMismatch,
+            super::resume::CommitError::Exists { .. } => ErrorCode::Exists,
+            super::resume::CommitError::Io { .. } => ErrorCode::Io,
+        };
+        self.error(id, code, &e.to_string());
     }
 
     async fn commit(
@@ -463,22 +532,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .await
                 .map_err(blocking_failed)?;
         match done {
-            Ok(()) => {
-                tracing::info!(
-                    "{}: stored {}",
-                    self.peer,
-                    crate::sanitize::for_terminal(&name)
-                );
-                self.reply(&Reply::Stored { id });
-            }
-            Err(e) => {
-                let code = match e {
-                    super::resume::CommitError::HashMismatch { .. } => ErrorCode::HashMismatch,
-                    super::resume::CommitError::Exists { .. } => ErrorCode::Exists,
-                    super::resume::CommitError::Io { .. } => ErrorCode::Io,
-                };
-                self.error(id, code, &e.to_string());
-            }
+            Ok(()) => self.stored_ok(id, &name),
+            Err(e) => self.refuse(id, e),
         }
         Ok(())
     }

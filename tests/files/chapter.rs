@@ -159,3 +159,54 @@ fn a_native_client_against_repositorio_py_is_told_to_use_seed() {
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("use --seed"), "{err}");
 }
+
+#[test]
+fn a_native_hello_after_the_detection_window_still_gets_a_native_session() {
+    let t = Tree::new();
+    let server = serve(&t, &[]);
+    let mut s = TcpStream::connect(server.addr_str()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    // Preamble (version 1), then List { id 1, path "" }.
+    s.write_all(b"\0SQF\x01\0\0\0\x07\x01\0\0\0\x01\0\0")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let listing = b"a.txt\nbig.bin\n";
+    while got.len() < listing.len() + 4 {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed after {got:?}");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(got.starts_with(listing), "{got:?}");
+    assert_eq!(
+        got[listing.len()],
+        0,
+        "a frame follows the listing: {got:?}"
+    );
+}
+
+#[test]
+fn native_clients_skip_the_listing_of_a_server_that_took_them_for_the_chapters() {
+    let t = Tree::new();
+    let server = serve(&t, &["--detect-window", "1ms"]);
+    let (status, out, err) =
+        crate::common::run_with_input(&["files", "list", &server.addr_str()], b"", crate::LIMIT);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("big.bin"), "{out}");
+    let dl = t.dir.path().join("late");
+    let (status, _, err) = crate::common::run_with_input(
+        &[
+            "files",
+            "get",
+            &server.addr_str(),
+            "big.bin",
+            "-o",
+            dl.to_str().unwrap(),
+        ],
+        b"",
+        crate::LIMIT,
+    );
+    assert!(status.success(), "{err}");
+    assert!(std::fs::read(dl.join("big.bin")).unwrap() == pattern(300_000));
+}

@@ -1,0 +1,168 @@
+//! Where small received files go: one blocking thread takes whole small
+//! files (bytes already read from the network, the sender's hash) from a
+//! bounded queue, writes each under its temporary name, hashes and checks
+//! it, and puts it in a [`Batch`] for its durable rename. The network side
+//! never waits for the disk per file (no blocking-thread round trip per
+//! file), and the disk side never waits for the network. Used by
+//! `files get` and by the server's uploads.
+//!
+//! A write failure (a full disk) stops the thread: the next `send` fails
+//! and [`Sink::finish`] returns that failure, so the caller stops too.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::batch::Batch;
+use super::resume::{CommitError, PartFile};
+use super::transfer::simulated_full_disk;
+use crate::wire::files::Hash;
+
+/// Largest file sent whole through a sink.
+pub const SMALL_READ: u64 = 64 * 1024;
+/// Files queued at most (at most `QUEUE * SMALL_READ` bytes in memory).
+const QUEUE: usize = 128;
+
+/// A small file received whole, still to be written and checked.
+pub struct SmallFile {
+    pub target: PathBuf,
+    /// Bytes already in the temporary file (verified), kept before `bytes`.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    /// Hash state of the first `offset` bytes.
+    pub hasher: blake3::Hasher,
+    /// The sender's hash of the whole file.
+    pub expected: Hash,
+    pub overwrite: bool,
+    /// For messages.
+    pub name: String,
+}
+
+/// What the thread did: one message per file not stored, or the write
+/// failure that stopped it.
+pub struct Outcome {
+    pub failures: Vec<String>,
+    pub fatal: Option<String>,
+}
+
+/// The queue to the writing thread.
+pub struct Sink {
+    tx: mpsc::Sender<SmallFile>,
+    thread: JoinHandle<Outcome>,
+}
+
+impl Sink {
+    pub fn start() -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let thread = tokio::task::spawn_blocking(move || run(rx));
+        Self { tx, thread }
+    }
+
+    /// Queues a file; `false` if the thread stopped (call [`Sink::finish`]).
+    pub async fn send(&self, f: SmallFile) -> bool {
+        self.tx.send(f).await.is_ok()
+    }
+
+    /// Waits for every queued file to be stored and made durable.
+    pub async fn finish(self) -> Outcome {
+        drop(self.tx);
+        self.thread.await.unwrap_or_else(|e| Outcome {
+            failures: Vec::new(),
+            fatal: Some(format!("file thread failed: {e}")),
+        })
+    }
+}
+
+fn run(mut rx: mpsc::Receiver<SmallFile>) -> Outcome {
+    let mut batch = Batch::default();
+    let mut failures = Vec::new();
+    let mut fatal = None;
+    while let Some(f) = rx.blocking_recv() {
+        match store(f) {
+            Ok((part, size, overwrite, name)) => {
+                batch.push(part, size, overwrite, name);
+                if batch.full() {
+                    failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
+                }
+            }
+            Err(Stored::Failed(msg)) => failures.push(msg),
+            Err(Stored::Fatal(msg)) => {
+                fatal = Some(msg);
+                break;
+            }
+        }
+    }
+    rx.close();
+    failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
+    Outcome { failures, fatal }
+}
+
+enum Stored {
+    /// This file was not stored.
+    Failed(String),
+    /// Nothing more can be stored.
+    Fatal(String),
+}
+
+type Verified = (PartFile, u64, bool, String);
+
+/// Writes and checks one file.
+fn store(f: SmallFile) -> Result<Verified, Stored> {
+    let open = if f.offset == 0 {
+        PartFile::create(&f.target)
+    } else {
+        PartFile::open(&f.target, f.offset)
+    };
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", f.target.display());
+    let mut part = open.map_err(|e| Stored::Failed(cannot(e)))?;
+    let written =
+        simulated_full_disk(0, f.bytes.len()).and_then(|()| part.file.write_all(&f.bytes));
+    if let Err(e) = written {
+        return Err(Stored::Fatal(cannot(e)));
+    }
+    let mut hasher = f.hasher;
+    hasher.update(&f.bytes);
+    if *hasher.finalize().as_bytes() != f.expected {
+        drop(part.file);
+        let _ = std::fs::remove_file(&part.path);
+        return Err(Stored::Failed(
+            CommitError::HashMismatch { name: f.name }.to_string(),
+        ));
+    }
+    let size = f.offset + f.bytes.len() as u64;
+    Ok((part, size, f.overwrite, f.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(dir: &std::path::Path, name: &str, bytes: &[u8], expected: &[u8]) -> SmallFile {
+        SmallFile {
+            target: dir.join(name),
+            offset: 0,
+            bytes: bytes.to_vec(),
+            hasher: blake3::Hasher::new(),
+            expected: *blake3::hash(expected).as_bytes(),
+            overwrite: false,
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_stores_verified_files_and_drops_bad_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let sink = Sink::start();
+        assert!(sink.send(small(d.path(), "a", b"aaa", b"aaa")).await);
+        assert!(sink.send(small(d.path(), "b", b"bbb", b"xxx")).await);
+        let out = sink.finish().await;
+        assert!(out.fatal.is_none());
+        assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
+        assert!(out.failures[0].contains("hash"));
+        assert_eq!(std::fs::read(d.path().join("a")).unwrap(), b"aaa");
+        assert!(!d.path().join("b").exists());
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}
