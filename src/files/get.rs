@@ -58,7 +58,7 @@ pub async fn run(args: FilesGetArgs, quiet: bool, shutdown: Shutdown) -> anyhow:
         r = receive_all(conn, &jobs, &args, &mut progress, &mut failures) => r,
         _ = shutdown.cancelled() => Ok(()),
     };
-    progress.summary("received", true);
+    progress.summary("received", true, result.is_err() || !failures.is_empty());
     result?;
     finish(failures)
 }

@@ -109,12 +109,14 @@ impl Progress {
         }
     }
 
-    /// Clears the bars and prints the summary line (unless quiet).
-    pub fn summary(&self, verb: &str, verified: bool) {
+    /// Clears the bars and prints the summary line (unless quiet). A run
+    /// that `failed` without moving or skipping a single file prints none:
+    /// its error line says everything.
+    pub fn summary(&self, verb: &str, verified: bool, failed: bool) {
         if let Some(t) = &self.total {
             t.finish_and_clear();
         }
-        if self.quiet {
+        if self.quiet || (failed && self.files == 0 && self.skipped == 0) {
             return;
         }
         eprintln!("{}", self.summary_line(verb, verified));

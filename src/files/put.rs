@@ -66,7 +66,7 @@ pub async fn run(args: FilesPutArgs, quiet: bool, shutdown: Shutdown) -> anyhow:
         r = upload_all(conn, &uploads, &args, &mut progress, &mut failures) => r,
         _ = shutdown.cancelled() => Ok(()),
     };
-    progress.summary("sent", true);
+    progress.summary("sent", true, result.is_err() || !failures.is_empty());
     result?;
     finish(failures)
 }

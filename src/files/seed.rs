@@ -81,7 +81,7 @@ pub async fn get(args: &FilesGetArgs, quiet: bool) -> anyhow::Result<()> {
             Err(e) => failures.push(format!("{e:#}")),
         }
     }
-    progress.summary("received", false);
+    progress.summary("received", false, !failures.is_empty());
     super::get::finish(failures)
 }
 
