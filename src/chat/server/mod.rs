@@ -7,7 +7,6 @@
 //! their own protocol and closed.
 
 pub mod batch;
-pub mod direct;
 pub mod hub;
 pub mod outbox;
 pub mod pacer;
@@ -32,7 +31,6 @@ use crate::net::{AcceptLimits, Admission, Shutdown, accept_loop, addr};
 use crate::secure::identity::ServerIdentity;
 use crate::secure::{FirstBytes, PassphraseArgs, Role, ServerSecurity, classify_first_bytes};
 use crate::wire::chat::{ErrorCode, MAGIC, ServerMsg};
-use direct::DirectWriter;
 use hub::{Hub, HubConfig};
 use render::raw_line;
 
@@ -142,9 +140,8 @@ pub(crate) struct ServerCtx {
 
 impl ServerCtx {
     /// Runs `f` on the hub. The lock is never held across an `await`.
-    /// Clients that got frames are flushed afterwards, once each, so a batch
-    /// of messages applied in one call costs each recipient one write (made
-    /// here, or by its writer when that is busy or the socket is full).
+    /// Writers that got frames are woken afterwards, once each, so a batch
+    /// of messages applied in one call costs each recipient one wake-up.
     pub(crate) fn hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
         let (result, wakes) = {
             let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,7 +149,7 @@ impl ServerCtx {
             (result, hub.take_wakes())
         };
         for w in wakes {
-            w.flush();
+            w.wake();
         }
         result
     }
@@ -330,8 +327,7 @@ async fn handle(
         Admission::Admitted(_slot) => match kind {
             Detected::Native => {
                 let (rd, wr) = stream.into_split();
-                let wr = DirectWriter::new(wr);
-                session_native::run(ctx, rd, wr.clone(), Some(wr), peer, buf).await
+                session_native::run(ctx, rd, wr, peer, buf).await
             }
             _ => session_raw::run(ctx, stream, peer, buf).await,
         },
@@ -382,7 +378,7 @@ async fn handle_secure(
         (Admission::Rejected(refusal, _slot), _) => refuse(tls, peer, kind, refusal).await,
         (Admission::Admitted(_slot), Detected::Native) => {
             let (rd, wr) = tokio::io::split(tls);
-            session_native::run(ctx, rd, wr, None, peer, buf).await
+            session_native::run(ctx, rd, wr, peer, buf).await
         }
         (Admission::Admitted(_slot), _) => {
             tracing::info!("{peer} refused: raw text inside the secure channel");

@@ -7,11 +7,9 @@
 //! The hub never waits on a queue: a client that stops reading fills its own
 //! queue and is disconnected; it never delays anyone else. The hub queues
 //! with [`Outbox::push_quiet`] and wakes each writer once per batch of
-//! messages ([`Outbox::flush`]), so a burst of N messages costs each client
+//! messages ([`Outbox::wake`]), so a burst of N messages costs each client
 //! one wake-up and one write instead of N: that is where fan-out spends its
-//! time. A plain TCP client's outbox also holds its socket
-//! ([`DirectWriter`]): when its writer is idle, `flush` writes the queued
-//! frames right away without waking the writer at all.
+//! time.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -22,8 +20,6 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-use super::direct::DirectWriter;
 
 /// Frames gathered into one vectored write (well under every OS's IOV_MAX).
 const MAX_IOVECS: usize = 256;
@@ -56,12 +52,6 @@ struct Queue {
     /// Set with the close token, under the lock the hub takes anyway, so a
     /// push need not also read the token.
     closed: bool,
-    /// The writer holds frames it has not finished writing: nobody else may
-    /// write to the socket now.
-    writing: bool,
-    /// The front frame was partly written by the fast path: the stream is
-    /// inside a frame until the writer sends the rest.
-    partial: bool,
 }
 
 #[derive(Debug)]
@@ -79,8 +69,6 @@ struct Shared {
     close: CancellationToken,
     /// What to write before closing; the first close reason wins.
     farewell: Mutex<Option<Farewell>>,
-    /// The client's socket, for writing without the writer (plain TCP only).
-    direct: Option<DirectWriter>,
 }
 
 /// The sending handle the hub holds for a client. Cloning is cheap.
@@ -116,27 +104,6 @@ impl Outbox {
     /// Tells the writer there is work.
     pub fn wake(&self) {
         self.shared.work.notify_one();
-    }
-
-    /// Sends what was queued: written here and now when the client has a
-    /// direct socket, its writer is idle and the socket takes it all;
-    /// otherwise (or for what is left) the writer is woken. Never waits.
-    /// Called after the hub is released: the write is a system call.
-    pub fn flush(&self) {
-        if let Some(direct) = &self.shared.direct {
-            let mut q = lock(&self.shared.queue);
-            if q.writing || q.closed || q.frames.is_empty() {
-                drop(q);
-                return self.wake();
-            }
-            let wrote_all = write_now(direct, &mut q);
-            drop(q);
-            self.shared.room.notify_waiters();
-            if wrote_all {
-                return;
-            }
-        }
-        self.wake();
     }
 
     /// Whether two handles are the same client's.
@@ -205,71 +172,14 @@ pub struct OutboxReceiver {
     shared: Arc<Shared>,
 }
 
-/// Writes queued frames to the socket without waiting (the queue is locked,
-/// so the writer cannot start meanwhile); a frame written in part keeps its
-/// rest at the front. Returns whether the queue is now empty. An error other
-/// than `WouldBlock` is left for the writer to meet and report.
-fn write_now(direct: &DirectWriter, q: &mut Queue) -> bool {
-    while !q.frames.is_empty() {
-        let slices: Vec<IoSlice<'_>> = q
-            .frames
-            .iter()
-            .take(MAX_IOVECS)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let offered: usize = slices.iter().map(|s| s.len()).sum();
-        let n = match direct.try_write_vectored(&slices) {
-            Ok(n) if n > 0 => n,
-            _ => return false,
-        };
-        drop(slices);
-        q.partial = consume(&mut q.frames, n);
-        if n < offered {
-            // The socket buffer is full: the writer waits for room.
-            return q.frames.is_empty();
-        }
-    }
-    true
-}
-
-/// Drops the first `n` written bytes from the front of `frames`; returns
-/// whether the write stopped inside a frame.
-fn consume(frames: &mut VecDeque<Bytes>, mut n: usize) -> bool {
-    while n > 0 {
-        let Some(head) = frames.front_mut() else {
-            return false;
-        };
-        let take = n.min(head.len());
-        head.advance(take);
-        n -= take;
-        if !head.is_empty() {
-            return true;
-        }
-        frames.pop_front();
-    }
-    false
-}
-
 impl OutboxReceiver {
-    /// Takes everything queued now; the writer owns the socket until it
-    /// finds the queue empty again.
+    /// Takes everything queued now.
     fn take_all(&self) -> Vec<Bytes> {
-        let mut q = lock(&self.shared.queue);
-        let frames: Vec<Bytes> = q.frames.drain(..).collect();
-        q.writing = !frames.is_empty();
-        // Whatever the fast path left of a frame is in `frames` now: the
-        // writer finishes it (or abandons the stream mid-frame, as it knows).
-        q.partial = false;
-        drop(q);
+        let frames: Vec<Bytes> = lock(&self.shared.queue).frames.drain(..).collect();
         if !frames.is_empty() {
             self.shared.room.notify_waiters();
         }
         frames
-    }
-
-    /// Whether the stream stopped inside a frame the fast path began.
-    fn mid_frame(&self) -> bool {
-        lock(&self.shared.queue).partial
     }
 
     /// Everything queued right now (for tests of what the hub sent).
@@ -281,12 +191,6 @@ impl OutboxReceiver {
 
 /// A queue of `capacity` frames.
 pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
-    outbox_with(capacity, None)
-}
-
-/// A queue of `capacity` frames whose [`Outbox::flush`] may write to
-/// `direct` itself when the writer is idle.
-pub fn outbox_with(capacity: usize, direct: Option<DirectWriter>) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         capacity: capacity.max(1),
@@ -294,7 +198,6 @@ pub fn outbox_with(capacity: usize, direct: Option<DirectWriter>) -> (Outbox, Ou
         room: Notify::new(),
         close: CancellationToken::new(),
         farewell: Mutex::new(None),
-        direct,
     });
     (
         Outbox {
@@ -321,9 +224,7 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
         if frames.is_empty() {
             tokio::select! {
                 biased;
-                // A frame the fast path began is finished by a drain, not
-                // by a farewell glued to its first half.
-                _ = shared.close.cancelled() => break !q.mid_frame() || wants_drain(&shared.farewell),
+                _ = shared.close.cancelled() => break true,
                 _ = shared.work.notified() => continue,
             }
         }
@@ -507,92 +408,5 @@ mod tests {
             .expect("writer stops after close")
             .unwrap()
             .unwrap();
-    }
-
-    /// A connected pair: the server side's write half (as a direct writer)
-    /// and the client side to read from.
-    async fn tcp_pair() -> (DirectWriter, tokio::net::TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(tokio::net::TcpStream::connect(addr));
-        let (server, _) = listener.accept().await.unwrap();
-        let (_rd, wr) = server.into_split();
-        (DirectWriter::new(wr), client.await.unwrap().unwrap())
-    }
-
-    #[tokio::test]
-    async fn flush_writes_at_once_when_the_writer_is_idle() {
-        let (direct, mut peer) = tcp_pair().await;
-        let (ob, _rx) = outbox_with(8, Some(direct));
-        // No writer task runs: only the fast path can deliver these.
-        ob.push_quiet(Bytes::from_static(b"hello ")).unwrap();
-        ob.push_quiet(Bytes::from_static(b"there")).unwrap();
-        ob.flush();
-        assert_eq!(ob.free(), 8, "the queue was written out");
-        let mut got = [0u8; 11];
-        tokio::time::timeout(Duration::from_secs(5), peer.read_exact(&mut got))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(&got, b"hello there");
-    }
-
-    #[tokio::test]
-    async fn what_the_socket_refuses_is_left_to_the_writer_in_order() {
-        let (direct, mut peer) = tcp_pair().await;
-        let (ob, rx) = outbox_with(4096, Some(direct.clone()));
-        let mut want = Vec::new();
-        // Far more than a loopback socket buffers while nobody reads.
-        for i in 0..2000u32 {
-            let frame: Vec<u8> = (0..4000u32).map(|j| (i * 7 + j) as u8).collect();
-            want.extend_from_slice(&frame);
-            ob.push_quiet(Bytes::from(frame)).unwrap();
-            if i % 100 == 99 {
-                ob.flush();
-            }
-        }
-        ob.flush();
-        assert!(ob.free() < 4096, "a full socket leaves frames queued");
-        let writer = tokio::spawn(run_writer(direct, rx));
-        ob.close(Some(Farewell {
-            bytes: Bytes::from_static(b"END"),
-            drain: true,
-        }));
-        want.extend_from_slice(b"END");
-        let mut got = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), peer.read_to_end(&mut got))
-            .await
-            .unwrap()
-            .unwrap();
-        writer.await.unwrap().unwrap();
-        assert_eq!(got.len(), want.len());
-        assert!(got == want, "bytes out of order");
-    }
-
-    #[tokio::test]
-    async fn no_farewell_after_half_a_frame_from_the_fast_path() {
-        let (direct, mut peer) = tcp_pair().await;
-        let (ob, rx) = outbox_with(64, Some(direct.clone()));
-        let writer = tokio::spawn(run_writer(direct, rx));
-        tokio::time::sleep(Duration::from_millis(20)).await; // the writer is idle
-        // One frame bigger than the socket takes: the fast path stops inside
-        // it, and the close comes before the writer runs again.
-        ob.push_quiet(Bytes::from(vec![b'x'; 32 << 20])).unwrap();
-        ob.flush();
-        ob.close(Some(Farewell {
-            bytes: Bytes::from_static(b"ERR"),
-            drain: false,
-        }));
-        let mut got = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), peer.read_to_end(&mut got))
-            .await
-            .unwrap()
-            .unwrap();
-        writer.await.unwrap().unwrap();
-        assert!(!got.is_empty() && got.len() < 32 << 20);
-        assert!(
-            got.iter().all(|&c| c == b'x'),
-            "a farewell was glued to a partial frame"
-        );
     }
 }

@@ -10,9 +10,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::direct::DirectWriter;
 use super::hub::{ClientId, encode};
-use super::outbox::{Farewell, outbox_with, run_writer};
+use super::outbox::{Farewell, outbox, run_writer};
 use super::pacer::{Paced, Pacer};
 use super::render::Flavor;
 use super::{ServerCtx, now_ms};
@@ -29,12 +28,10 @@ enum End {
 
 /// Runs a session on a connection's read and write halves (plain TCP or
 /// the secure channel); `buf` holds what was read so far, preamble first.
-/// `direct` is the plain socket's write half, for the fan-out's fast path.
 pub(crate) async fn run<R, W>(
     ctx: Arc<ServerCtx>,
     mut rd: R,
     mut wr: W,
-    direct: Option<DirectWriter>,
     peer: SocketAddr,
     mut buf: BytesMut,
 ) where
@@ -68,7 +65,7 @@ pub(crate) async fn run<R, W>(
         Err(_) => return refuse(&mut wr, peer, ErrorCode::Timeout, "no hello in time").await,
     };
 
-    let (out, out_rx) = outbox_with(ctx.cfg.queue, direct);
+    let (out, out_rx) = outbox(ctx.cfg.queue);
     let writer = tokio::spawn(run_writer(wr, out_rx));
     let joined = ctx.hub(|h| h.connect(Some(&name), Flavor::Native, peer, out.clone(), now_ms()));
     let id = match joined {
