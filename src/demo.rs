@@ -3,9 +3,14 @@
 //! sends exactly what the chapter's `Cliente.py` sends, has both say the
 //! chapter's message, and prints what each received and how many bytes each
 //! send and receive carried — the numbers the chapter reads off Wireshark.
-//! Everything runs in this process, on 127.0.0.1 with a free port, and shuts
-//! down cleanly in a few seconds.
+//! Then a file server publishes a file the size of the chapter's sample
+//! (`iguana.jpg`), which `files get` downloads (verified, durable, renamed
+//! into place) and which the chapter's `cliente.py` bytes fetch from the same
+//! port (the file then `OK`). Everything runs in this process, on 127.0.0.1
+//! with free ports and a temporary folder, and shuts down cleanly in a few
+//! seconds.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -14,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::chat::server::{ServeConfig, serve};
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, FilesGetArgs};
+use crate::files::store::Store;
 use crate::net::{Shutdown, bind_tcp};
 use crate::sanitize::for_terminal;
 use crate::wire::chat::{ChatKind, ClientMsg, PREAMBLE, ServerMsg};
@@ -24,6 +30,9 @@ use crate::wire::frame::{DEFAULT_MAX_FRAME, FrameCodec};
 pub const CHAPTER_MESSAGE: &str = "Olá turma de redes industriais";
 /// Longest any step of the demo may take.
 const STEP: Duration = Duration::from_secs(5);
+/// The size of the chapter's sample file, `iguana.jpg`: 97 x 1024 + 788
+/// bytes, 98 of its server's `send()`s.
+const SAMPLE_SIZE: usize = 100_116;
 
 pub async fn run(_args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     println!("soquete demo: a chat server and two clients on 127.0.0.1\n");
@@ -49,11 +58,82 @@ pub async fn run(_args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         "\nserver  shut down cleanly in {} ms",
         t0.elapsed().as_millis()
     );
+    if !shutdown.is_cancelled() {
+        files_part().await?;
+    }
     println!(
         "\nTry it yourself: `soquete chat serve` in one terminal, then `soquete chat join 127.0.0.1:8000`"
     );
     println!("(or the chapter's Cliente.py, or `nc 127.0.0.1 8000`) in two others.");
+    println!("Files: `soquete files serve DIR`, then `soquete files get 127.0.0.1:8001 NAME`.");
     Ok(())
+}
+
+/// The file repository part, in a temporary folder removed afterwards.
+async fn files_part() -> anyhow::Result<()> {
+    let root = std::env::temp_dir().join(format!("soquete-demo-{}", std::process::id()));
+    let result = files_in(&root).await;
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+async fn files_in(root: &Path) -> anyhow::Result<()> {
+    let (published, downloads) = (root.join("pub"), root.join("dl"));
+    std::fs::create_dir_all(&published).context("cannot make the demo's folder")?;
+    std::fs::create_dir_all(&downloads).context("cannot make the demo's folder")?;
+    let sample: Vec<u8> = (0..SAMPLE_SIZE).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(published.join("iguana.jpg"), &sample).context("cannot write the sample")?;
+
+    let listener = bind_tcp("127.0.0.1:0".parse()?)?;
+    let addr = listener.local_addr()?;
+    let mut cfg = crate::files::ServeConfig::new(Store::open(&published)?);
+    cfg.detect_window = Duration::from_millis(150);
+    let stop = Shutdown::new();
+    let server = tokio::spawn(crate::files::serve(listener, cfg, stop.clone()));
+    println!("\nserver  files serve on {addr}, publishing iguana.jpg ({SAMPLE_SIZE} bytes)");
+    let outcome = tokio::time::timeout(STEP * 2, async {
+        let args = FilesGetArgs {
+            addr: addr.to_string(),
+            names: vec!["iguana.jpg".into()],
+            output: downloads.clone(),
+            overwrite: false,
+            seed: false,
+            limit_rate: None,
+            secure: Default::default(),
+        };
+        crate::files::get::run(args, true, Shutdown::new()).await?;
+        let got = std::fs::read(downloads.join("iguana.jpg"))?;
+        if got != sample {
+            bail!("the downloaded file differs from the published one");
+        }
+        println!(
+            "native  files get iguana.jpg: {} bytes, BLAKE3-verified, fsynced, renamed into place",
+            got.len()
+        );
+        // What the chapter's cliente.py sends: nothing until the listing
+        // came, then `GET name`; it reads until the server closes.
+        let mut script = TcpStream::connect(addr).await?;
+        let mut listing = vec![0u8; 1024];
+        let n = script.read(&mut listing).await?;
+        script.write_all(b"GET iguana.jpg").await?;
+        let mut body = Vec::new();
+        script.read_to_end(&mut body).await?;
+        let file_then_ok = body.strip_suffix(b"OK") == Some(&sample[..]);
+        if !file_then_ok {
+            bail!("the chapter's client did not get the file then OK");
+        }
+        println!(
+            "script  cliente.py's bytes on the same port: listing \"{}\\n\" ({n} bytes), then {} bytes: the file + \"OK\"",
+            for_terminal(String::from_utf8_lossy(&listing[..n]).trim_end()),
+            body.len()
+        );
+        Ok(())
+    })
+    .await
+    .context("the file demo took too long")?;
+    stop.token.cancel();
+    server.await.context("file server task")??;
+    outcome
 }
 
 async fn conversation(addr: std::net::SocketAddr) -> anyhow::Result<()> {

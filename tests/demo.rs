@@ -21,5 +21,13 @@ fn demo_exchanges_the_chapter_message_and_exits_cleanly() {
     );
     assert!(out.contains(" 31 bytes: the chapter's segment"), "{out}");
     assert!(out.contains("shut down cleanly"), "{out}");
+    assert!(
+        out.contains("files get iguana.jpg: 100116 bytes, BLAKE3-verified"),
+        "{out}"
+    );
+    assert!(
+        out.contains("then 100118 bytes: the file + \"OK\""),
+        "{out}"
+    );
     assert!(err.starts_with("listening on 127.0.0.1:"), "{err}");
 }
