@@ -30,6 +30,16 @@ fn files(args: &[&str]) -> (bool, String, String) {
     (status.success(), out, err)
 }
 
+/// `files get` of `names` from `server` into `out`, then `extra` flags.
+fn get(server: &Server, names: &[&str], out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let addr = server.addr_str();
+    let mut args = vec!["get", &addr];
+    args.extend_from_slice(names);
+    args.extend(["-o", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    files(&args)
+}
+
 #[test]
 fn list_shows_everything_sorted_with_sizes_and_json() {
     let t = Tree::new();
@@ -55,15 +65,7 @@ fn files_and_folders_download_byte_for_byte() {
     let t = Tree::new();
     let server = serve(&t, &[]);
     let out = t.dir.path().join("dl");
-    let (ok, _, err) = files(&[
-        "get",
-        &server.addr_str(),
-        "big.bin",
-        "fotos",
-        "a.txt",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = get(&server, &["big.bin", "fotos", "a.txt"], &out, &[]);
     assert!(ok, "{err}");
     assert_eq!(
         std::fs::read(out.join("big.bin")).unwrap(),
@@ -75,13 +77,7 @@ fn files_and_folders_download_byte_for_byte() {
     assert!(err.contains("verified (BLAKE3)"), "{err}");
     assert!(!support::has_part_files(&out));
     // Again: everything identical is skipped.
-    let (ok, _, err) = files(&[
-        "get",
-        &server.addr_str(),
-        "fotos",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = get(&server, &["fotos"], &out, &[]);
     assert!(ok, "{err}");
     assert!(err.contains("3 identical skipped"), "{err}");
 }
@@ -93,13 +89,12 @@ fn a_different_local_file_is_kept_unless_overwrite() {
     let out = t.dir.path().join("dl");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("a.txt"), b"HELLO").unwrap();
-    let o = out.to_str().unwrap();
-    let (ok, _, err) = files(&["get", &server.addr_str(), "a.txt", "-o", o]);
+    let (ok, _, err) = get(&server, &["a.txt"], &out, &[]);
     assert!(!ok);
     assert!(err.contains("already exists and differs"), "{err}");
     assert!(err.contains("--overwrite"), "{err}");
     assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"HELLO");
-    let (ok, _, err) = files(&["get", &server.addr_str(), "a.txt", "-o", o, "--overwrite"]);
+    let (ok, _, err) = get(&server, &["a.txt"], &out, &["--overwrite"]);
     assert!(ok, "{err}");
     assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"hello");
 }
@@ -206,13 +201,7 @@ fn download_resumes_after_the_server_is_killed() {
         .len();
     assert!(kept > 0 && kept < 300_000, "{kept}");
     let again = serve(&t, &[]);
-    let (ok, _, err) = files(&[
-        "get",
-        &again.addr_str(),
-        "big.bin",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = get(&again, &["big.bin"], &out, &[]);
     assert!(ok, "{err}");
     assert!(err.contains("resuming big.bin from"), "{err}");
     assert_eq!(
@@ -237,13 +226,7 @@ fn download_resumes_after_the_client_is_killed() {
     let _ = client.kill();
     let _ = client.wait();
     assert!(!out.join("big.bin").exists());
-    let (ok, _, err) = files(&[
-        "get",
-        &server.addr_str(),
-        "big.bin",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = get(&server, &["big.bin"], &out, &[]);
     assert!(ok, "{err}");
     assert!(err.contains("resuming big.bin from"), "{err}");
     assert_eq!(
@@ -259,13 +242,7 @@ fn a_corrupted_partial_file_is_detected_and_replaced() {
     let out = t.dir.path().join("dl");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(support::part_of(&out.join("big.bin")), vec![0xEE; 50_000]).unwrap();
-    let (ok, _, err) = files(&[
-        "get",
-        &server.addr_str(),
-        "big.bin",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = get(&server, &["big.bin"], &out, &[]);
     assert!(ok, "{err}");
     assert!(err.contains("did not match"), "{err}");
     assert_eq!(
