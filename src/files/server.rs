@@ -20,7 +20,9 @@ use super::store::Store;
 use crate::cli::FilesServeArgs;
 use crate::net::accept::Refusal;
 use crate::net::{AcceptLimits, Admission, Shutdown, accept_loop, addr};
-use crate::secure::{FirstBytes, Role, ServerSecurity, classify_first_bytes};
+use crate::secure::{
+    FirstBytes, FrontDoor, Role, ServerSecurity, classify_first_bytes, front_door,
+};
 use crate::wire::files::{ErrorCode, MAGIC, PREAMBLE, Reply, VERSION};
 
 /// Everything a file server needs besides its listener.
@@ -260,18 +262,14 @@ pub(crate) fn error_bytes(code: ErrorCode, text: &str) -> Vec<u8> {
 
 async fn handle_secure(
     ctx: Arc<Ctx>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     admission: Admission,
     sec: Arc<ServerSecurity>,
 ) {
-    let first = tokio::select! {
-        _ = ctx.shutdown.cancelled() => return,
-        f = crate::secure::peek_first_bytes(&stream, ctx.cfg.detect_window) => f,
-    };
-    match first {
-        Ok(FirstBytes::TlsClientHello) => {}
-        Ok(_) => {
+    let mut tls = match front_door(stream, &sec, peer, ctx.cfg.detect_window, &ctx.shutdown).await {
+        FrontDoor::Secure(tls) => *tls,
+        FrontDoor::Plain(mut stream) => {
             let kind = detect(&mut stream, &ctx.cfg).await;
             tracing::info!("{peer} refused: a plain client, but this server is encrypted");
             let bytes = match kind {
@@ -280,15 +278,7 @@ async fn handle_secure(
             };
             return goodbye(stream, &bytes).await;
         }
-        Err(e) => return tracing::debug!("{peer}: {e}"),
-    }
-    let accepted = tokio::select! {
-        _ = ctx.shutdown.cancelled() => return,
-        r = crate::secure::accept(stream, &sec, peer) => r,
-    };
-    let mut tls = match accepted {
-        Ok(tls) => tls,
-        Err(e) => return tracing::info!("secure connection from {peer} failed: {e}"),
+        FrontDoor::Gone => return,
     };
     let kind = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fernet_client;
 pub mod fernet_server;
 pub mod fernet_wire;
+mod front;
 pub mod handshake;
 pub mod identity;
 pub mod known;
@@ -32,6 +33,7 @@ pub use channel::{
     ServerSecurity, ServerStream, accept, classify_first_bytes, connect, peek_first_bytes,
 };
 pub use error::SecureError;
+pub use front::{FrontDoor, front_door};
 pub use identity::Fingerprint;
 pub use limiter::LimiterPolicy;
 pub use pake::Role;

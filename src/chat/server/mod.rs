@@ -29,7 +29,9 @@ use crate::cli::{ChatServeArgs, RawRelay};
 use crate::net::accept::Refusal;
 use crate::net::{AcceptLimits, Admission, Shutdown, accept_loop, addr};
 use crate::secure::identity::ServerIdentity;
-use crate::secure::{FirstBytes, PassphraseArgs, Role, ServerSecurity, classify_first_bytes};
+use crate::secure::{
+    FirstBytes, FrontDoor, PassphraseArgs, Role, ServerSecurity, classify_first_bytes, front_door,
+};
 use crate::wire::chat::{ErrorCode, MAGIC, ServerMsg};
 use hub::{Hub, HubConfig};
 use render::raw_line;
@@ -343,22 +345,10 @@ async fn handle_secure(
     admission: Admission,
     sec: Arc<ServerSecurity>,
 ) {
-    let first = tokio::select! {
-        _ = ctx.shutdown.cancelled() => return,
-        f = crate::secure::peek_first_bytes(&stream, ctx.cfg.detect_window) => f,
-    };
-    match first {
-        Ok(FirstBytes::TlsClientHello) => {}
-        Ok(_) => return refuse_plain(&ctx, stream, peer).await,
-        Err(e) => return tracing::debug!("{peer} read failed: {e}"),
-    }
-    let accepted = tokio::select! {
-        _ = ctx.shutdown.cancelled() => return,
-        r = crate::secure::accept(stream, &sec, peer) => r,
-    };
-    let mut tls = match accepted {
-        Ok(tls) => tls,
-        Err(e) => return tracing::info!("secure connection from {peer} failed: {e}"),
+    let mut tls = match front_door(stream, &sec, peer, ctx.cfg.detect_window, &ctx.shutdown).await {
+        FrontDoor::Secure(tls) => *tls,
+        FrontDoor::Plain(stream) => return refuse_plain(&ctx, stream, peer).await,
+        FrontDoor::Gone => return,
     };
     // The handshake ran without Nagle (its many small messages would wait
     // on delayed ACKs); the chat goes back to the server's setting, which
