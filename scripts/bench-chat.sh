@@ -140,18 +140,7 @@ run() {
         died=1
     fi
     stop_server
-    python3 - "$label" "$server" "$status" "$OUT/$label.err" "$json" "$died" >>"$RESULTS" <<'EOF'
-import json, sys
-label, server, status, errfile, out, died = sys.argv[1:7]
-try:
-    report = json.loads(out)
-except ValueError:
-    report = {"failed": "no report"}
-lines = [l for l in open(errfile, errors="replace").read().splitlines() if l.strip()]
-report.update(label=label, server_name=server, exit=int(status), server_died=died == "1",
-              error=lines[-1] if int(status) != 0 and lines else "")
-print(json.dumps(report))
-EOF
+    record_report "$label" server_name "$server" "$status" "$OUT/$label.err" "$json" "$died" >>"$RESULTS"
 }
 
 for _ in $(seq "$REPEAT"); do

@@ -75,18 +75,7 @@ run() {
         --server-pid "$SERVER_PID" --json "$@" 2>"$OUT/$label.err") || status=$?
     kill -0 "$SERVER_PID" 2>/dev/null || died=1
     stop_server
-    python3 - "$label" "$mode" "$status" "$OUT/$label.err" "$json" "$died" >>"$RESULTS" <<'EOF'
-import json, sys
-label, mode, status, errfile, out, died = sys.argv[1:7]
-try:
-    report = json.loads(out)
-except ValueError:
-    report = {"failed": "no report"}
-lines = [l for l in open(errfile, errors="replace").read().splitlines() if l.strip()]
-report.update(label=label, channel=mode, exit=int(status), server_died=died == "1",
-              error=lines[-1] if int(status) != 0 and lines else "")
-print(json.dumps(report))
-EOF
+    record_report "$label" channel "$mode" "$status" "$OUT/$label.err" "$json" "$died" >>"$RESULTS"
 }
 
 run plain 100 30000

@@ -29,3 +29,23 @@ wait_listening() {
     done
     return 1
 }
+
+# record_report LABEL FIELD VALUE STATUS ERRFILE JSON DIED: prints one JSON
+# line, the bench's report (or {"failed": ...}) with the case's label,
+# FIELD=VALUE (which server or channel), the exit status, whether the
+# server died, and the last line of ERRFILE when the bench failed.
+record_report() {
+    python3 - "$@" <<'PY'
+import json, sys
+label, field, value, status, errfile, out, died = sys.argv[1:8]
+try:
+    report = json.loads(out)
+except ValueError:
+    report = {"failed": "no report"}
+lines = [l for l in open(errfile, errors="replace").read().splitlines() if l.strip()]
+report.update(label=label, exit=int(status), server_died=died == "1",
+              error=lines[-1] if int(status) != 0 and lines else "")
+report[field] = value
+print(json.dumps(report))
+PY
+}
