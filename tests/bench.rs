@@ -46,7 +46,13 @@ fn assert_complete(status: ExitStatus, report: &Option<Value>, err: &str) -> Val
 }
 
 fn soquete_chat_server() -> Server {
-    Server::start(&[
+    chat_server_with(&[])
+}
+
+/// A chat server tuned for benchmarks (no rate limit, no per-address cap,
+/// no history), plus `extra` flags.
+fn chat_server_with(extra: &[&str]) -> Server {
+    let mut args = vec![
         "chat",
         "serve",
         "--listen",
@@ -57,7 +63,9 @@ fn soquete_chat_server() -> Server {
         "0",
         "--history",
         "0",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }
 
 #[test]
@@ -278,17 +286,7 @@ fn pass_file(dir: &std::path::Path, name: &str, pass: &str) -> String {
 }
 
 fn secure_chat_server(pass: &str, state: &std::path::Path) -> Server {
-    Server::start(&[
-        "chat",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--rate-limit",
-        "0",
-        "--max-per-ip",
-        "0",
-        "--history",
-        "0",
+    chat_server_with(&[
         "--passphrase-file",
         pass,
         "--state-dir",
