@@ -350,11 +350,6 @@ async fn handle_secure(
         FrontDoor::Plain(stream) => return refuse_plain(&ctx, stream, peer).await,
         FrontDoor::Gone => return,
     };
-    // The handshake ran without Nagle (its many small messages would wait
-    // on delayed ACKs); the chat goes back to the server's setting, which
-    // lets TCP coalesce fan-out writes: with every write pushed at once, TLS
-    // fan-out cost almost twice the CPU per delivery of plain.
-    let _ = tls.get_ref().0.set_nodelay(ctx.cfg.nodelay);
     let detected = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         d = detect(&mut tls, &ctx.cfg) => d,
