@@ -202,14 +202,15 @@ impl Conn {
                         );
                     }
                 };
-                if let (ServerMsg::ChatRun(run), Some(inbox)) = (&msg, &mut self.inbox) {
+                if let ServerMsg::ChatRun(run) = &msg
+                    && self.session.is_ready()
+                {
                     // The bulk of a run: each text is a delivery, taken as it
                     // lies in the decoded frame (expanding a run into whole
                     // `Chat` messages cost the bench more than the server
                     // spent delivering them).
                     for text in &run.texts {
-                        let found = payload::find(text.as_bytes(), self.shared.plan.size);
-                        inbox.on_found(&self.shared, found, now_us);
+                        self.deliver(text, now_us);
                     }
                     continue;
                 }
@@ -240,12 +241,7 @@ impl Conn {
                     writer: self.writer.clone(),
                 });
             }
-            Step::Deliver(text) => {
-                if let Some(inbox) = &mut self.inbox {
-                    let found = payload::find(text.as_bytes(), self.shared.plan.size);
-                    inbox.on_found(&self.shared, found, now_us);
-                }
-            }
+            Step::Deliver(text) => self.deliver(&text, now_us),
             Step::Reply(m) => {
                 if let Ok(bytes) = m.to_bytes() {
                     let _ = send(&self.writer, &bytes).await;
@@ -258,6 +254,15 @@ impl Conn {
             Step::Ignore => {}
         }
         None
+    }
+
+    /// One message text received while ready: a delivery, a probe, or
+    /// something else, as its stamp says.
+    fn deliver(&mut self, text: &str, now_us: u64) {
+        if let Some(inbox) = &mut self.inbox {
+            let found = payload::find(text.as_bytes(), self.shared.plan.size);
+            inbox.on_found(&self.shared, found, now_us);
+        }
     }
 
     fn closed_end(&self) -> End {
