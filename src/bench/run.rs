@@ -19,7 +19,7 @@ use super::plan::Plan;
 use super::procstat::ServerProcess;
 use super::report::{Errors, Report, ServerUsage};
 use super::secure::{HANDSHAKES_IN_FLIGHT, SecureTarget};
-use super::stats::{cpu_seconds, latency_ms, per_million, per_second, thousands};
+use super::stats::{latency_ms, per_million, per_second, thousands};
 use super::{native, raw, sender};
 
 mod probe;
@@ -268,7 +268,7 @@ impl Run {
         sh.echo.store(echo, Ordering::SeqCst);
         sh.expected
             .store(self.cfg.plan.expected(echo), Ordering::SeqCst);
-        let cpu_before = self.cfg.server.and_then(|s| s.cpu_ticks());
+        let cpu_before = self.cfg.server.and_then(|s| s.cpu());
         let start_us = sh.now_us();
         tracing::info!("sending {} messages", thousands(self.cfg.plan.messages));
         for (s, writer) in writers.into_iter().enumerate() {
@@ -278,8 +278,9 @@ impl Run {
         let end_us = sh.now_us();
         let usage = self.cfg.server.map(|p| {
             let cpu_s = cpu_before
-                .zip(p.cpu_ticks())
-                .map(|(a, b)| cpu_seconds(b.saturating_sub(a), ServerProcess::ticks_per_second()));
+                .as_ref()
+                .zip(p.cpu())
+                .map(|(a, b)| a.seconds_until(&b, ServerProcess::ticks_per_second()));
             let mem = p.memory();
             ServerUsage {
                 pid: p.pid,

@@ -43,11 +43,6 @@ pub(crate) fn per_second(count: u64, elapsed: Duration) -> f64 {
     if s > 0.0 { count as f64 / s } else { 0.0 }
 }
 
-/// Seconds of CPU time from clock ticks (`/proc/PID/stat` units).
-pub(crate) fn cpu_seconds(ticks: u64, ticks_per_second: u64) -> f64 {
-    ticks as f64 / ticks_per_second.max(1) as f64
-}
-
 /// CPU seconds spent per million deliveries; `None` without deliveries.
 pub(crate) fn per_million(cpu_s: f64, deliveries: u64) -> Option<f64> {
     (deliveries > 0).then(|| cpu_s * 1e6 / deliveries as f64)
@@ -101,7 +96,6 @@ mod tests {
             2_000_000.0
         );
         assert_eq!(per_second(5, Duration::ZERO), 0.0);
-        assert_eq!(cpu_seconds(250, 100), 2.5);
         assert_eq!(per_million(2.5, 5_000_000), Some(0.5));
         assert_eq!(per_million(2.5, 0), None);
     }
