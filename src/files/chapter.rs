@@ -98,7 +98,7 @@ async fn serve(
     let Ok(opened) = opened else {
         return stream.write_all(&not_found(&name)).await.map(|()| None);
     };
-    let _permit = ctx.transfers.clone().acquire_owned().await;
+    let _permit = ctx.transfers.acquire().await;
     let mut rate = ctx.cfg.limit_rate.map(RateLimit::new);
     let hasher = blake3::Hasher::new();
     send_file(
@@ -110,6 +110,7 @@ async fn serve(
             rate: rate.as_mut(),
             tally: &mut (),
             stall: idle,
+            budget: Some(&ctx.transfers),
         },
     )
     .await?;

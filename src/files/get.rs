@@ -453,6 +453,7 @@ async fn receive_large<R: AsyncRead + Unpin>(
         rate: rate.as_mut(),
         tally: bar,
         stall: super::client::IDLE_TIMEOUT,
+        budget: None,
     };
     let got = recv_file(rd, buf, file, len, hasher, flow).await?;
     Ok((part, got))

@@ -11,12 +11,14 @@
 //! - `resume`: temporary files, prefix hashes, verify + fsync + rename;
 //!   `batch`: the same for many small files with one filesystem flush;
 //!   `sink`: a thread writing small files so the network never waits
-//! - `transfer`: the data path (1 MiB blocks, hashing, throttle)
+//! - `transfer`: the data path (1 MiB blocks, hashing, throttle);
+//!   `budget`: how many transfers at once, and their share of memory
 //! - `server`, `session`, `chapter`: the server and its two kinds of client
 //! - `client`, `get`, `put`, `seed`: the client commands
 //! - `progress`: bars and the summary line
 
 pub mod batch;
+pub mod budget;
 pub mod chapter;
 pub mod client;
 pub mod get;

@@ -308,6 +308,7 @@ async fn write_all<W: AsyncWrite + Unpin + std::marker::Send>(
                 rate: rate.as_mut(),
                 tally: &mut bar,
                 stall: IDLE_TIMEOUT,
+                budget: None,
             },
         )
         .await

@@ -13,9 +13,9 @@ use anyhow::Context;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use super::budget::{BUDGET, Transfers};
 use super::store::Store;
 use crate::cli::FilesServeArgs;
 use crate::net::accept::Refusal;
@@ -70,8 +70,8 @@ impl ServeConfig {
 /// State shared by every connection of one server.
 pub(crate) struct Ctx {
     pub(crate) cfg: ServeConfig,
-    /// One permit per file in flight.
-    pub(crate) transfers: Arc<Semaphore>,
+    /// Files in flight and their buffers.
+    pub(crate) transfers: Transfers,
     pub(crate) shutdown: Shutdown,
 }
 
@@ -131,7 +131,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     listener.local_addr().context("listener has no address")?;
     let ctx = Arc::new(Ctx {
-        transfers: Arc::new(Semaphore::new(cfg.max_transfers.max(1))),
+        transfers: Transfers::new(cfg.max_transfers, BUDGET),
         cfg: cfg.clone(),
         shutdown: shutdown.clone(),
     });

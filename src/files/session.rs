@@ -327,7 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 hasher,
             }) => (file, offset, *hasher),
         };
-        let permit = self.ctx.transfers.clone().acquire_owned().await;
+        let permit = self.ctx.transfers.acquire().await;
         let len = size - offset;
         self.reply(&Reply::Data {
             id,
@@ -348,6 +348,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 rate: rate.as_mut(),
                 tally: &mut (),
                 stall: idle,
+                budget: Some(&self.ctx.transfers),
             },
         )
         .await

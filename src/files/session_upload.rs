@@ -82,7 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Some((_, h)) if offset != 0 => h,
             _ => blake3::Hasher::new(),
         };
-        let permit = self.ctx.transfers.clone().acquire_owned().await;
+        let permit = self.ctx.transfers.acquire().await;
         let part = tokio::task::spawn_blocking(move || PartFile::open(&target, offset))
             .await
             .map_err(blocking_failed)?;
@@ -94,7 +94,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     part.file.try_clone().map_err(|e| e.to_string())?,
                     len,
                     hasher,
-                    Flow::plain(&mut (), self.ctx.cfg.idle_timeout),
+                    Flow {
+                        budget: Some(&self.ctx.transfers),
+                        ..Flow::plain(&mut (), self.ctx.cfg.idle_timeout)
+                    },
                 )
                 .await
                 .map_err(|e| format!("receiving {name}: {e}"))?;
