@@ -88,7 +88,7 @@ pub(crate) struct ServerProcess {
 #[cfg(target_os = "linux")]
 impl ServerProcess {
     /// CPU ticks used so far, or `None` if the process is gone.
-    pub(crate) fn cpu_ticks(&self) -> Option<u64> {
+    fn cpu_ticks(&self) -> Option<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
         parse_cpu_ticks(&stat)
     }
@@ -131,10 +131,6 @@ impl ServerProcess {
 
 #[cfg(not(target_os = "linux"))]
 impl ServerProcess {
-    pub(crate) fn cpu_ticks(&self) -> Option<u64> {
-        None
-    }
-
     pub(crate) fn cpu(&self) -> Option<CpuReading> {
         None
     }

@@ -1,8 +1,11 @@
 //! The data path: moves a file's raw bytes between a file and a stream in
-//! 1 MiB blocks, hashing them (BLAKE3) as they pass, with the file side on
-//! a blocking thread and the next block read (or the previous one written)
-//! while the network side works on this one. Also the `--limit-rate`
-//! throttle. Works over any tokio stream (plain TCP or the secure channel).
+//! blocks of up to 1 MiB (smaller when the server's shared budget says so,
+//! see `budget`), hashing them (BLAKE3) as they pass. Sending reads the
+//! next block on a blocking thread while the network takes this one;
+//! receiving writes each block on the thread that received it (see
+//! `write_in_place`) and asks the kernel to write it back to disk at
+//! once (see `writeback`). Also the `--limit-rate` throttle. Works over
+//! any tokio stream (plain TCP or the secure channel).
 //!
 //! Disk-full testing: in debug builds only, `SOQUETE_TEST_FAIL_WRITES_AFTER=N`
 //! makes writes to received files fail as a full disk would after N bytes.
