@@ -10,7 +10,7 @@
 #[path = "session_upload.rs"]
 mod upload;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -66,6 +66,25 @@ enum SendPlan {
     },
 }
 
+/// A `Get` read from the client, not answered yet.
+struct GetRequest {
+    id: u32,
+    path: String,
+    mode: GetMode,
+    have: u64,
+    have_hash: Hash,
+}
+
+/// What a blocking thread found for a `Get`: the file's size and mtime
+/// and what to send, or why it cannot be sent.
+type Prepared = Result<(u64, u64, std::io::Result<SendPlan>), StoreError>;
+
+/// `Get`s prepared in one trip to a blocking thread. A pipelining client
+/// asks for thousands of small files at once, and a trip per file (a
+/// thread hand-off and a park of this task each) was most of what they
+/// cost.
+const MAX_GET_BATCH: usize = 256;
+
 /// Silence from the client after which waiting small uploads are flushed.
 const BATCH_QUIET: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -81,6 +100,10 @@ struct Session<S> {
     /// and their ids and names: their `Stored` goes out after it.
     stored: Batch,
     stored_ids: Vec<(u32, String)>,
+    /// `Get`s read ahead (all before `ahead` and `buf`), answered in order.
+    gets: VecDeque<GetRequest>,
+    /// A frame read while gathering `Get`s that was not one.
+    ahead: Option<Frame>,
 }
 
 /// Serves one native client (preamble already read) until it is done,
@@ -104,6 +127,8 @@ where
         codec: FrameCodec::new(MAX_FRAME),
         stored: Batch::default(),
         stored_ids: Vec::new(),
+        gets: VecDeque::new(),
+        ahead: None,
     };
     s.reply(&Reply::Welcome {
         software: crate::SOFTWARE.to_owned(),
@@ -136,6 +161,10 @@ fn code_of(e: &StoreError) -> ErrorCode {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     async fn serve(&mut self) -> SessionResult {
         loop {
+            if !self.gets.is_empty() {
+                self.get_batch().await?;
+                continue;
+            }
             let Some(frame) = self.next_frame().await? else {
                 return Ok(());
             };
@@ -151,7 +180,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     mode,
                     have,
                     have_hash,
-                } => self.get(id, path, mode, have, have_hash).await?,
+                } => {
+                    self.gets.push_back(GetRequest {
+                        id,
+                        path,
+                        mode,
+                        have,
+                        have_hash,
+                    });
+                    self.gather_gets();
+                }
                 Request::Put {
                     id,
                     path,
@@ -178,6 +216,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// The next request frame; `None` at a clean EOF. Flushes replies
     /// before waiting, so a pipelining client gets them promptly.
     async fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+        if let Some(f) = self.ahead.take() {
+            return Ok(Some(f));
+        }
         loop {
             match self.codec.decode_frame(&mut self.buf) {
                 Ok(Some(f)) => return Ok(Some(f)),
@@ -268,22 +309,80 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.flush_if_full().await
     }
 
-    async fn get(
-        &mut self,
-        id: u32,
-        path: String,
-        mode: GetMode,
-        have: u64,
-        have_hash: Hash,
-    ) -> SessionResult {
+    /// Adds the `Get`s that already arrived behind the last one (up to
+    /// [`MAX_GET_BATCH`]), stopping at the first other request.
+    fn gather_gets(&mut self) {
+        while self.gets.len() < MAX_GET_BATCH {
+            let frame = match self.ahead.take() {
+                Some(f) => f,
+                // An incomplete or bad frame stays in `buf`: `next_frame`
+                // meets it again in its turn.
+                None => match self.codec.decode_frame(&mut self.buf) {
+                    Ok(Some(f)) => f,
+                    _ => return,
+                },
+            };
+            match Request::decode(&frame) {
+                Ok(Request::Get {
+                    id,
+                    path,
+                    mode,
+                    have,
+                    have_hash,
+                }) => self.gets.push_back(GetRequest {
+                    id,
+                    path,
+                    mode,
+                    have,
+                    have_hash,
+                }),
+                _ => {
+                    self.ahead = Some(frame);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Prepares the waiting `Get`s on one blocking thread, as far as the
+    /// first one that streams (a large file: it holds its descriptor) or
+    /// [`OUT_FLUSH`] bytes read inline, then answers them in order.
+    async fn get_batch(&mut self) -> SessionResult {
         let store = self.ctx.cfg.store.clone();
-        let name = path.clone();
         let inline = self.ctx.cfg.limit_rate.is_none();
-        let prepared = tokio::task::spawn_blocking(move || {
-            prepare(&store, &name, mode, have, &have_hash, inline)
+        let waiting: Vec<GetRequest> = self.gets.drain(..).collect();
+        let (prepared, rest) = tokio::task::spawn_blocking(move || {
+            let mut done = Vec::with_capacity(waiting.len());
+            let mut bytes = 0usize;
+            let mut waiting = waiting.into_iter();
+            for g in waiting.by_ref() {
+                let p = prepare(&store, &g.path, g.mode, g.have, &g.have_hash, inline);
+                let streams = match &p {
+                    Ok((_, _, Ok(SendPlan::Send { .. }))) => true,
+                    Ok((_, _, Ok(SendPlan::Inline { bytes: b, .. }))) => {
+                        bytes += b.len();
+                        false
+                    }
+                    _ => false,
+                };
+                done.push((g, p));
+                if streams || bytes >= OUT_FLUSH {
+                    break;
+                }
+            }
+            (done, waiting.collect::<VecDeque<_>>())
         })
         .await
         .map_err(blocking_failed)?;
+        self.gets = rest;
+        for (g, p) in prepared {
+            self.answer_get(g.id, g.path, p).await?;
+        }
+        Ok(())
+    }
+
+    /// Answers one prepared `Get`: a refusal, `Same`/`Differs`, or the file.
+    async fn answer_get(&mut self, id: u32, path: String, prepared: Prepared) -> SessionResult {
         let (size, mtime_ms, plan) = match prepared {
             Err(e) => {
                 self.error(id, code_of(&e), &e.to_string());
@@ -366,8 +465,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 /// Largest rest of a file sent inline with the replies.
 const INLINE: u64 = 64 * 1024;
 
-/// Opens `path` and plans its `Get` in one trip to a blocking thread;
-/// a small rest is read and hashed here too (when `inline`).
+/// Opens `path` and plans its `Get` (on a blocking thread); a small rest
+/// is read and hashed here too (when `inline`).
 fn prepare(
     store: &super::store::Store,
     path: &str,
@@ -375,7 +474,7 @@ fn prepare(
     have: u64,
     have_hash: &Hash,
     inline: bool,
-) -> Result<(u64, u64, std::io::Result<SendPlan>), StoreError> {
+) -> Prepared {
     use std::io::Read;
     let opened = store.open_file(path)?;
     let (size, mtime_ms) = (opened.size, opened.mtime_ms);

@@ -129,3 +129,77 @@ fn a_bad_frame_ends_only_that_connection() {
     let mut d = Raw::connect(&server.addr_str());
     assert!(matches!(d.get(1, "a.txt"), Reply::Data { .. }));
 }
+
+impl Raw {
+    /// The `len` raw bytes that follow a `Data` reply.
+    fn raw_bytes(&mut self, len: usize) -> Vec<u8> {
+        while self.buf.len() < len {
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "server closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        self.buf.split_to(len).to_vec()
+    }
+
+    /// A whole file: `Data`, its bytes, `End` with its hash.
+    fn file(&mut self, id: u32) -> Vec<u8> {
+        let len = match self.next() {
+            Reply::Data { id: i, len, .. } if i == id => len as usize,
+            other => panic!("expected data for {id}, got {other:?}"),
+        };
+        let bytes = self.raw_bytes(len);
+        match self.next() {
+            Reply::End { id: i, hash } if i == id => {
+                assert_eq!(hash, *blake3::hash(&bytes).as_bytes());
+            }
+            other => panic!("expected the end of {id}, got {other:?}"),
+        }
+        bytes
+    }
+}
+
+/// The server reads pipelined `Get`s ahead and prepares them together;
+/// the answers still come strictly in order, whatever each one is.
+#[test]
+fn pipelined_requests_of_every_kind_are_answered_in_order() {
+    let t = Tree::new();
+    let big = std::fs::read(t.root.join("big.bin")).unwrap();
+    assert!(big.len() > 64 * 1024, "big.bin must stream, not go inline");
+    let server = serve(&t, &[]);
+    let mut c = Raw::connect(&server.addr_str());
+    let get = |id: u32, path: &str| Request::Get {
+        id,
+        path: path.into(),
+        mode: GetMode::Resume,
+        have: 0,
+        have_hash: [0; 32],
+    };
+    let mut all = Vec::new();
+    for r in [
+        get(1, "a.txt"),
+        get(2, "nope"),
+        get(3, "big.bin"),
+        get(4, "../x"),
+        get(5, "a.txt"),
+        Request::List {
+            id: 6,
+            path: "a.txt".into(),
+        },
+        get(7, "big.bin"),
+    ] {
+        all.extend_from_slice(&r.to_bytes().unwrap());
+    }
+    // Then a frame that is not a request at all.
+    all.extend_from_slice(&[0, 0, 0, 2, 0x7E, 0]);
+    c.stream.write_all(&all).unwrap();
+    assert_eq!(c.file(1), b"hello");
+    refused(c.next(), ErrorCode::NotFound, "no such file");
+    assert_eq!(c.file(3), big);
+    refused(c.next(), ErrorCode::BadPath, "'..'");
+    assert_eq!(c.file(5), b"hello");
+    assert!(matches!(c.next(), Reply::Entries { id: 6, .. }));
+    assert!(matches!(c.next(), Reply::ListEnd { id: 6 }));
+    assert_eq!(c.file(7), big);
+    refused(c.next(), ErrorCode::Protocol, "unknown message type");
+}
