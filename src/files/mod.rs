@@ -12,7 +12,8 @@
 //!   `batch`: the same for many small files with one filesystem flush;
 //!   `sink`: a thread writing small files so the network never waits
 //! - `transfer`: the data path (1 MiB blocks, hashing, throttle);
-//!   `budget`: how many transfers at once, and their share of memory
+//!   `budget`: how many transfers at once, and their share of memory;
+//!   `pagebuf`: the page-aligned buffers the blocks travel in
 //! - `server`, `session`, `chapter`: the server and its two kinds of client
 //! - `client`, `get`, `put`, `seed`: the client commands
 //! - `progress`: bars and the summary line
@@ -22,6 +23,7 @@ pub mod budget;
 pub mod chapter;
 pub mod client;
 pub mod get;
+pub mod pagebuf;
 pub mod progress;
 pub mod put;
 pub mod resume;
