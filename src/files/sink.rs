@@ -4,7 +4,8 @@
 //! it, and puts it in a [`Batch`] for its durable rename. The network side
 //! never waits for the disk per file (no blocking-thread round trip per
 //! file), and the disk side never waits for the network. Used by
-//! `files get` and by the server's uploads.
+//! `files get` (the server's uploads batch their small files in
+//! `session_upload`).
 //!
 //! A write failure (a full disk) stops the thread: the next `send` fails
 //! and [`Sink::finish`] returns that failure, so the caller stops too.
