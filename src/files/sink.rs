@@ -109,6 +109,14 @@ enum Stored {
 
 type Verified = (PartFile, u64, bool, String);
 
+/// Whether a failure to create a file will fail every file after it too
+/// (a full disk, no inodes left, a quota, a read-only file system): then
+/// the download stops with one message, not one per remaining file.
+fn stops_everything(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{QuotaExceeded, ReadOnlyFilesystem, StorageFull};
+    matches!(e.kind(), StorageFull | QuotaExceeded | ReadOnlyFilesystem)
+}
+
 /// Writes and checks one file.
 fn store(f: SmallFile) -> Result<Verified, Stored> {
     let open = if f.offset == 0 {
@@ -117,7 +125,13 @@ fn store(f: SmallFile) -> Result<Verified, Stored> {
         PartFile::open(&f.target, f.offset)
     };
     let cannot = |e: std::io::Error| format!("cannot write {}: {e}", f.target.display());
-    let mut part = open.map_err(|e| Stored::Failed(cannot(e)))?;
+    let mut part = open.map_err(|e| {
+        if stops_everything(&e) {
+            Stored::Fatal(cannot(e))
+        } else {
+            Stored::Failed(cannot(e))
+        }
+    })?;
     let written =
         simulated_full_disk(0, f.bytes.len()).and_then(|()| part.file.write_all(&f.bytes));
     if let Err(e) = written {
@@ -150,6 +164,23 @@ mod tests {
             overwrite: false,
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn a_full_disk_stops_everything_a_missing_folder_does_not() {
+        use std::io::{Error, ErrorKind};
+        assert!(stops_everything(&Error::from(ErrorKind::StorageFull)));
+        assert!(stops_everything(&Error::from(ErrorKind::QuotaExceeded)));
+        assert!(stops_everything(&Error::from(
+            ErrorKind::ReadOnlyFilesystem
+        )));
+        #[cfg(target_os = "linux")]
+        for errno in [28, 122, 30] {
+            // ENOSPC (also no inodes left), EDQUOT, EROFS as the OS gives them.
+            assert!(stops_everything(&Error::from_raw_os_error(errno)));
+        }
+        assert!(!stops_everything(&Error::from(ErrorKind::NotFound)));
+        assert!(!stops_everything(&Error::from(ErrorKind::PermissionDenied)));
     }
 
     #[tokio::test]
