@@ -21,7 +21,9 @@ const PAGE: usize = 4096;
 struct Page([u8; PAGE]);
 
 /// A page-aligned buffer: `capacity()` bytes, of which the first `len()`
-/// hold data.
+/// hold data. The default one has no room and allocates nothing (a
+/// placeholder while a real one is away).
+#[derive(Default)]
 pub struct PageBuf {
     pages: Vec<Page>,
     len: usize,
@@ -41,15 +43,6 @@ impl PageBuf {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             pages: vec![Page([0; PAGE]); n.div_ceil(PAGE).max(1)],
-            len: 0,
-        }
-    }
-
-    /// A buffer with no room at all, which allocates nothing: a
-    /// placeholder while a real one is away.
-    pub fn empty() -> Self {
-        Self {
-            pages: Vec::new(),
             len: 0,
         }
     }
@@ -120,7 +113,7 @@ mod tests {
         assert_eq!(b.all().as_ptr() as usize % PAGE, 0);
         assert!(b.is_empty());
         assert_eq!(PageBuf::with_capacity(0).capacity(), PAGE);
-        assert_eq!(PageBuf::empty().capacity(), 0);
+        assert_eq!(PageBuf::default().capacity(), 0);
     }
 
     #[test]

@@ -75,6 +75,28 @@ struct GetRequest {
     have_hash: Hash,
 }
 
+impl GetRequest {
+    /// The `Get` in `req`, or `None` for any other request.
+    fn from_request(req: Request) -> Option<Self> {
+        match req {
+            Request::Get {
+                id,
+                path,
+                mode,
+                have,
+                have_hash,
+            } => Some(Self {
+                id,
+                path,
+                mode,
+                have,
+                have_hash,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What a blocking thread found for a `Get`: the file's size and mtime
 /// and what to send, or why it cannot be sent.
 type Prepared = Result<(u64, u64, std::io::Result<SendPlan>), StoreError>;
@@ -174,20 +196,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             };
             match req {
                 Request::List { id, path } => self.list(id, path).await?,
-                Request::Get {
-                    id,
-                    path,
-                    mode,
-                    have,
-                    have_hash,
-                } => {
-                    self.gets.push_back(GetRequest {
-                        id,
-                        path,
-                        mode,
-                        have,
-                        have_hash,
-                    });
+                get @ Request::Get { .. } => {
+                    self.gets.extend(GetRequest::from_request(get));
                     self.gather_gets();
                 }
                 Request::Put {
@@ -322,21 +332,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     _ => return,
                 },
             };
-            match Request::decode(&frame) {
-                Ok(Request::Get {
-                    id,
-                    path,
-                    mode,
-                    have,
-                    have_hash,
-                }) => self.gets.push_back(GetRequest {
-                    id,
-                    path,
-                    mode,
-                    have,
-                    have_hash,
-                }),
-                _ => {
+            match Request::decode(&frame)
+                .ok()
+                .and_then(GetRequest::from_request)
+            {
+                Some(get) => self.gets.push_back(get),
+                None => {
                     self.ahead = Some(frame);
                     return;
                 }

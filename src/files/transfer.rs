@@ -135,18 +135,14 @@ fn joined(e: tokio::task::JoinError) -> std::io::Error {
 async fn read_block(mut b: Block, n: usize) -> std::io::Result<Block> {
     tokio::task::spawn_blocking(move || {
         b.buf.clear();
-        while b.buf.len() < n {
-            match b.file.read(b.buf.room(n)) {
-                Ok(0) => {
-                    return Err(std::io::Error::other(
-                        "the file shrank while it was being sent",
-                    ));
-                }
-                Ok(got) => b.buf.advance(got),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        b.file.read_exact(b.buf.room(n)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::other("the file shrank while it was being sent")
+            } else {
+                e
             }
-        }
+        })?;
+        b.buf.advance(n);
         b.hasher.update(b.buf.filled());
         Ok(b)
     })
@@ -197,7 +193,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
         first,
     )));
     // Allocated (and zeroed) only if a second block is needed.
-    let mut spare = PageBuf::empty();
+    let mut spare = PageBuf::default();
     let mut hasher_out = None;
     while let Some(task) = pending.take() {
         let b = task.await.map_err(joined)??;
@@ -208,7 +204,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
             let n = block.min(left as usize);
             let next = Block {
                 file,
-                buf: buffer_for(std::mem::replace(&mut spare, PageBuf::empty()), n, block),
+                buf: buffer_for(std::mem::take(&mut spare), n, block),
                 hasher,
             };
             pending = Some(tokio::spawn(read_block(next, n)));
@@ -328,7 +324,6 @@ mod writeback {
     #[cfg(target_os = "linux")]
     pub fn start(file: &File, at: u64, len: u64) {
         use std::os::fd::AsRawFd;
-
         let fd = file.as_raw_fd();
         // SAFETY: `fd` is a descriptor `file` owns for the whole call;
         // sync_file_range only reads its arguments. A failure (EINVAL on a
@@ -390,7 +385,7 @@ pub async fn recv_file<R: AsyncRead + Unpin>(
     while left > 0 {
         let block = block_size(rate.as_deref(), budget);
         let want = block.min(left as usize);
-        let mut buf = buffer_for(std::mem::replace(&mut spare, PageBuf::empty()), want, block);
+        let mut buf = buffer_for(std::mem::take(&mut spare), want, block);
         buf.clear();
         stalled(stall, fill(r, buffered, &mut buf, want)).await?;
         left -= buf.len() as u64;
@@ -528,7 +523,7 @@ mod tests {
         // It grew back: a bigger one.
         let b = buffer_for(b, CHUNK, CHUNK);
         assert_eq!(b.capacity(), CHUNK);
-        assert_eq!(buffer_for(PageBuf::empty(), 10, CHUNK).capacity(), 4096);
+        assert_eq!(buffer_for(PageBuf::default(), 10, CHUNK).capacity(), 4096);
     }
 
     #[tokio::test]
