@@ -327,6 +327,9 @@ fn raw_clients_see_each_other_through_the_chapter_server() {
     let server = Server::python("chapter_chat_server.py", &["0"]);
     let mut a = raw_client(&server, "a-ready");
     let mut b = raw_client(&server, "b-ready");
+    // Raw messages have no delimiter: if b's probe were still on its way to
+    // a, a's next read could glue it to the echo of a's own message.
+    a.expect_out("b-ready");
     a.line("Olá turma de redes industriais");
     assert_eq!(b.expect_out("turma"), "Olá turma de redes industriais");
     assert_eq!(a.expect_out("turma"), "Olá turma de redes industriais");
