@@ -142,8 +142,9 @@ pub(crate) struct ServerCtx {
 
 impl ServerCtx {
     /// Runs `f` on the hub. The lock is never held across an `await`.
-    /// Writers that got frames are woken afterwards, once each, so a batch
-    /// of messages applied in one call costs each recipient one wake-up.
+    /// Writers that got frames are woken afterwards (or written through),
+    /// once each, so a batch of messages applied in one call costs each
+    /// recipient one wake-up or one write.
     pub(crate) fn hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
         let (result, wakes) = {
             let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::hub::{ClientId, encode};
-use super::outbox::{Farewell, outbox, run_writer};
+use super::outbox::{Farewell, OutboxSink, run_writer};
 use super::pacer::{Paced, Pacer};
 use super::render::Flavor;
 use super::{ServerCtx, now_ms};
@@ -36,7 +36,7 @@ pub(crate) async fn run<R, W>(
     mut buf: BytesMut,
 ) where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: OutboxSink,
 {
     let version = buf[PREAMBLE.len() - 1];
     buf.advance(PREAMBLE.len());
@@ -65,7 +65,7 @@ pub(crate) async fn run<R, W>(
         Err(_) => return refuse(&mut wr, peer, ErrorCode::Timeout, "no hello in time").await,
     };
 
-    let (out, out_rx) = outbox(ctx.cfg.queue);
+    let (out, out_rx, wr) = wr.into_outbox(ctx.cfg.queue);
     let writer = tokio::spawn(run_writer(wr, out_rx));
     let joined = ctx.hub(|h| h.connect(Some(&name), Flavor::Native, peer, out.clone(), now_ms()));
     let id = match joined {

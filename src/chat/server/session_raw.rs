@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::hub::{ClientId, Hub};
-use super::outbox::{Farewell, outbox, run_writer};
+use super::outbox::{Farewell, outbox_tcp, run_writer};
 use super::pacer::{Paced, Pacer};
 use super::render::{Flavor, raw_line};
 use super::{ServerCtx, now_ms};
@@ -36,7 +36,7 @@ enum Input {
 
 pub(crate) async fn run(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr, first: BytesMut) {
     let (mut rd, wr) = stream.into_split();
-    let (out, out_rx) = outbox(ctx.cfg.queue);
+    let (out, out_rx, wr) = outbox_tcp(ctx.cfg.queue, wr);
     let writer = tokio::spawn(run_writer(wr, out_rx));
     let verbatim = ctx.cfg.hub.verbatim;
     let joined = ctx.hub(|h| h.connect(None, Flavor::Raw, peer, out.clone(), now_ms()));
