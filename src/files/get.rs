@@ -282,11 +282,15 @@ async fn receive_all(
     });
     let mut replies = Replies::new(&addr);
     let mut batch = Batch::default();
-    let sink = Sink::start();
+    let mut sink = Sink::start();
     let mut result = Ok(());
     for job in jobs {
+        // Nothing read ahead: the next reply means waiting for the network.
+        if buf.is_empty() && !sink.flush().await {
+            break; // `finish` says why the file thread stopped.
+        }
         let io = (&mut rd, &mut buf, &mut replies);
-        result = receive_one(io, &mut batch, &sink, job, args, progress, failures).await;
+        result = receive_one(io, &mut batch, &mut sink, job, args, progress, failures).await;
         if result.is_err() {
             break;
         }
@@ -305,7 +309,7 @@ async fn receive_all(
 async fn receive_one<R: AsyncRead + Unpin>(
     (rd, buf, replies): (&mut R, &mut BytesMut, &mut Replies),
     batch: &mut Batch,
-    sink: &Sink,
+    sink: &mut Sink,
     job: &Job,
     args: &FilesGetArgs,
     progress: &mut Progress,

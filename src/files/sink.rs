@@ -3,7 +3,11 @@
 //! bounded queue, writes each under its temporary name, hashes and checks
 //! it, and puts it in a [`Batch`] for its durable rename. The network side
 //! never waits for the disk per file (no blocking-thread round trip per
-//! file), and the disk side never waits for the network. Used by
+//! file), and the disk side never waits for the network. Files cross to
+//! the thread in groups (up to [`GROUP_FILES`] files or [`GROUP_BYTES`]),
+//! and a group leaves early whenever the network side is about to wait
+//! ([`Sink::flush`]): a thread woken per 4 KiB file cost two futex calls
+//! per file, a third of the client's kernel time for 10,000 files. Used by
 //! `files get` (the server's uploads batch their small files in
 //! `session_upload`).
 //!
@@ -23,8 +27,12 @@ use crate::wire::files::Hash;
 
 /// Largest file sent whole through a sink.
 pub const SMALL_READ: u64 = 64 * 1024;
-/// Files queued at most (at most `QUEUE * SMALL_READ` bytes in memory).
-const QUEUE: usize = 128;
+/// Files handed to the thread at once, at most...
+pub const GROUP_FILES: usize = 64;
+/// ...or this many bytes (plus one file).
+pub const GROUP_BYTES: usize = 1 << 20;
+/// Groups queued at most (about `QUEUE * GROUP_BYTES` in memory).
+const QUEUE: usize = 8;
 
 /// A small file received whole, still to be written and checked.
 pub struct SmallFile {
@@ -50,7 +58,10 @@ pub struct Outcome {
 
 /// The queue to the writing thread.
 pub struct Sink {
-    tx: mpsc::Sender<SmallFile>,
+    tx: mpsc::Sender<Vec<SmallFile>>,
+    /// The group being gathered.
+    group: Vec<SmallFile>,
+    group_bytes: usize,
     thread: JoinHandle<Outcome>,
 }
 
@@ -58,16 +69,38 @@ impl Sink {
     pub fn start() -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = tokio::task::spawn_blocking(move || run(rx));
-        Self { tx, thread }
+        Self {
+            tx,
+            group: Vec::new(),
+            group_bytes: 0,
+            thread,
+        }
     }
 
     /// Queues a file; `false` if the thread stopped (call [`Sink::finish`]).
-    pub async fn send(&self, f: SmallFile) -> bool {
-        self.tx.send(f).await.is_ok()
+    pub async fn send(&mut self, f: SmallFile) -> bool {
+        self.group_bytes += f.bytes.len();
+        self.group.push(f);
+        if self.group.len() >= GROUP_FILES || self.group_bytes >= GROUP_BYTES {
+            return self.flush().await;
+        }
+        true
+    }
+
+    /// Hands the files gathered so far to the thread. Call it before
+    /// waiting for the network, so files are written while it waits.
+    pub async fn flush(&mut self) -> bool {
+        if self.group.is_empty() {
+            return true;
+        }
+        self.group_bytes = 0;
+        self.tx.send(std::mem::take(&mut self.group)).await.is_ok()
     }
 
     /// Waits for every queued file to be stored and made durable.
-    pub async fn finish(self) -> Outcome {
+    pub async fn finish(mut self) -> Outcome {
+        // A failed hand-over means the thread stopped: its outcome says why.
+        self.flush().await;
         drop(self.tx);
         self.thread.await.unwrap_or_else(|e| Outcome {
             failures: Vec::new(),
@@ -76,22 +109,24 @@ impl Sink {
     }
 }
 
-fn run(mut rx: mpsc::Receiver<SmallFile>) -> Outcome {
+fn run(mut rx: mpsc::Receiver<Vec<SmallFile>>) -> Outcome {
     let mut batch = Batch::default();
     let mut failures = Vec::new();
     let mut fatal = None;
-    while let Some(f) = rx.blocking_recv() {
-        match store(f) {
-            Ok((part, size, overwrite, name)) => {
-                batch.push(part, size, overwrite, name);
-                if batch.full() {
-                    failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
+    'groups: while let Some(group) = rx.blocking_recv() {
+        for f in group {
+            match store(f) {
+                Ok((part, size, overwrite, name)) => {
+                    batch.push(part, size, overwrite, name);
+                    if batch.full() {
+                        failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
+                    }
                 }
-            }
-            Err(Stored::Failed(msg)) => failures.push(msg),
-            Err(Stored::Fatal(msg)) => {
-                fatal = Some(msg);
-                break;
+                Err(Stored::Failed(msg)) => failures.push(msg),
+                Err(Stored::Fatal(msg)) => {
+                    fatal = Some(msg);
+                    break 'groups;
+                }
             }
         }
     }
@@ -186,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn a_sink_stores_verified_files_and_drops_bad_ones() {
         let d = tempfile::tempdir().unwrap();
-        let sink = Sink::start();
+        let mut sink = Sink::start();
         assert!(sink.send(small(d.path(), "a", b"aaa", b"aaa")).await);
         assert!(sink.send(small(d.path(), "b", b"bbb", b"xxx")).await);
         let out = sink.finish().await;
@@ -196,5 +231,27 @@ mod tests {
         assert_eq!(std::fs::read(d.path().join("a")).unwrap(), b"aaa");
         assert!(!d.path().join("b").exists());
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn files_cross_in_groups_and_none_is_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let mut sink = Sink::start();
+        let n = GROUP_FILES * 3 + 5;
+        for i in 0..n {
+            let body = format!("file {i}");
+            let f = small(d.path(), &format!("f{i}"), body.as_bytes(), body.as_bytes());
+            assert!(sink.send(f).await);
+            if i == 10 {
+                assert!(sink.flush().await, "an early hand-over");
+            }
+        }
+        let out = sink.finish().await;
+        assert!(out.fatal.is_none() && out.failures.is_empty());
+        for i in 0..n {
+            let got = std::fs::read(d.path().join(format!("f{i}"))).unwrap();
+            assert_eq!(got, format!("file {i}").as_bytes());
+        }
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), n);
     }
 }
