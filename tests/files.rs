@@ -100,6 +100,50 @@ fn a_different_local_file_is_kept_unless_overwrite() {
 }
 
 #[test]
+fn a_large_file_is_hashed_once_until_it_changes_even_with_its_old_mtime() {
+    let t = Tree::new();
+    let big = t.root.join("big.bin");
+    // The server only remembers hashes of files left alone for 2 s.
+    std::thread::sleep(Duration::from_millis(2100));
+    let server = Server::start(&[
+        "-v",
+        "files",
+        "serve",
+        t.root.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let sent = |server: &Server| server.wait_for_log("sent big.bin", LIMIT).unwrap();
+    let (ok, _, err) = get(&server, &["big.bin"], &t.dir.path().join("1"), &[]);
+    assert!(ok, "{err}");
+    assert!(sent(&server).contains("hashed"));
+    let (ok, _, err) = get(&server, &["big.bin"], &t.dir.path().join("2"), &[]);
+    assert!(ok, "{err}");
+    assert!(sent(&server).contains("hash known"));
+    assert_eq!(
+        std::fs::read(t.dir.path().join("2/big.bin")).unwrap(),
+        pattern(300_000)
+    );
+
+    // Same size, same modification time, other bytes: only the change
+    // time says so, and that is enough.
+    let mtime = std::fs::metadata(&big).unwrap().modified().unwrap();
+    let mut changed = pattern(300_000);
+    changed[150_000] ^= 0xff;
+    std::fs::write(&big, &changed).unwrap();
+    let f = std::fs::File::options().write(true).open(&big).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let (ok, _, err) = get(&server, &["big.bin"], &t.dir.path().join("3"), &[]);
+    assert!(ok, "{err}");
+    assert!(sent(&server).contains("hashed"));
+    assert_eq!(
+        std::fs::read(t.dir.path().join("3/big.bin")).unwrap(),
+        changed
+    );
+}
+
+#[test]
 fn files_and_folders_upload_and_are_not_replaced_silently() {
     let t = Tree::new();
     let uploads = t.dir.path().join("up");

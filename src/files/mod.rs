@@ -14,7 +14,8 @@
 //! - `transfer`: the data path (1 MiB blocks, hashing, throttle);
 //!   `budget`: how many transfers at once, and their share of memory;
 //!   `pagebuf`: the page-aligned buffers the blocks travel in
-//! - `server`, `session`, `chapter`: the server and its two kinds of client
+//! - `server`, `session`, `chapter`: the server and its two kinds of client;
+//!   `hashcache`: the hashes of large files it has already computed
 //! - `client`, `get`, `put`, `seed`: the client commands
 //! - `progress`: bars and the summary line
 
@@ -23,6 +24,7 @@ pub mod budget;
 pub mod chapter;
 pub mod client;
 pub mod get;
+pub mod hashcache;
 pub mod pagebuf;
 pub mod progress;
 pub mod put;

@@ -303,7 +303,7 @@ async fn write_all<W: AsyncWrite + Unpin + std::marker::Send>(
             &mut wr,
             file,
             len,
-            *hasher,
+            Some(*hasher),
             Flow {
                 rate: rate.as_mut(),
                 tally: &mut bar,
@@ -312,7 +312,8 @@ async fn write_all<W: AsyncWrite + Unpin + std::marker::Send>(
             },
         )
         .await
-        .with_context(|| format!("sending {}", local.display()))?;
+        .with_context(|| format!("sending {}", local.display()))?
+        .expect("a hasher was given");
         bar.done();
         let end = Request::End {
             id,

@@ -73,6 +73,8 @@ pub(crate) struct Ctx {
     /// Files in flight and their buffers.
     pub(crate) transfers: Transfers,
     pub(crate) shutdown: Shutdown,
+    /// Hashes of large files already computed.
+    pub(crate) hashes: Arc<super::hashcache::HashCache>,
 }
 
 /// What a chapter client of an encrypted server reads as its listing.
@@ -134,6 +136,7 @@ pub async fn serve(
         transfers: Transfers::new(cfg.max_transfers, BUDGET),
         cfg: cfg.clone(),
         shutdown: shutdown.clone(),
+        hashes: Arc::default(),
     });
     let tracker = TaskTracker::new();
     let conn_ctx = ctx.clone();

@@ -13,11 +13,13 @@ mod upload;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::batch::{Batch, SMALL_FILE};
+use super::hashcache::{FileKey, HashCache};
 use super::resume::{PartFile, hash_file, hash_prefix, partial_len};
 use super::server::Ctx;
 use super::store::{StoreError, part_path};
@@ -62,8 +64,18 @@ enum SendPlan {
     Send {
         file: std::fs::File,
         offset: u64,
-        hasher: Box<blake3::Hasher>,
+        hashing: Hashing,
     },
+}
+
+/// How the hash sent after a file's bytes is had.
+enum Hashing {
+    /// Computed as the bytes are read, continuing this state (the bytes
+    /// before the offset). From offset 0, the file's key when it was
+    /// opened and when, so the hash can be remembered afterwards.
+    Along(Box<blake3::Hasher>, Option<(FileKey, SystemTime)>),
+    /// Already known (`hashcache`): the bytes are only read.
+    Known(Hash),
 }
 
 /// A `Get` read from the client, not answered yet.
@@ -350,6 +362,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// [`OUT_FLUSH`] bytes read inline, then answers them in order.
     async fn get_batch(&mut self) -> SessionResult {
         let store = self.ctx.cfg.store.clone();
+        let hashes = self.ctx.hashes.clone();
         let inline = self.ctx.cfg.limit_rate.is_none();
         let waiting: Vec<GetRequest> = self.gets.drain(..).collect();
         let (prepared, rest) = tokio::task::spawn_blocking(move || {
@@ -357,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let mut bytes = 0usize;
             let mut waiting = waiting.into_iter();
             for g in waiting.by_ref() {
-                let p = prepare(&store, &g.path, g.mode, g.have, &g.have_hash, inline);
+                let p = prepare(&store, &hashes, &g, inline);
                 let streams = match &p {
                     Ok((_, _, Ok(SendPlan::Send { .. }))) => true,
                     Ok((_, _, Ok(SendPlan::Inline { bytes: b, .. }))) => {
@@ -391,7 +404,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             Ok(p) => p,
         };
-        let (file, offset, hasher) = match plan {
+        let (file, offset, hashing) = match plan {
             Err(e) => {
                 self.error(id, ErrorCode::Io, &format!("{path}: {e}"));
                 return self.flush_if_full().await;
@@ -424,8 +437,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(SendPlan::Send {
                 file,
                 offset,
-                hasher,
-            }) => (file, offset, *hasher),
+                hashing,
+            }) => (file, offset, hashing),
         };
         let permit = self.ctx.transfers.acquire().await;
         let len = size - offset;
@@ -439,6 +452,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.flush().await?;
         let mut rate = self.ctx.cfg.limit_rate.map(RateLimit::new);
         let idle = self.ctx.cfg.idle_timeout;
+        let (hasher, known, remember) = match hashing {
+            Hashing::Along(h, remember) => (Some(*h), None, remember),
+            Hashing::Known(hash) => (None, Some(hash), None),
+        };
+        // To tell afterwards whether the file changed while it was read.
+        let after = remember.and_then(|_| file.try_clone().ok());
         let sent = send_file(
             &mut self.stream,
             file,
@@ -454,11 +473,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         .await
         .map_err(|e| format!("sending {path}: {e}"))?;
         drop(permit);
-        tracing::debug!("{}: sent {path} ({len} bytes from {offset})", self.peer);
-        self.reply(&Reply::End {
-            id,
-            hash: *sent.finalize().as_bytes(),
-        });
+        let how = if known.is_some() {
+            "hash known"
+        } else {
+            "hashed"
+        };
+        tracing::debug!(
+            "{}: sent {path} ({len} bytes from {offset}, {how})",
+            self.peer
+        );
+        let hash = match (known, sent) {
+            (Some(hash), _) => hash,
+            (None, Some(h)) => *h.finalize().as_bytes(),
+            (None, None) => unreachable!("send_file returns the hasher it was given"),
+        };
+        if let (Some((key, at)), Some(f)) = (remember, after) {
+            let now = f.metadata().ok().and_then(|m| FileKey::of(&m));
+            self.ctx.hashes.put(Some(key), now, hash, at);
+        }
+        self.reply(&Reply::End { id, hash });
         self.flush_if_full().await
     }
 }
@@ -470,28 +503,32 @@ const INLINE: u64 = 64 * 1024;
 /// is read and hashed here too (when `inline`).
 fn prepare(
     store: &super::store::Store,
-    path: &str,
-    mode: GetMode,
-    have: u64,
-    have_hash: &Hash,
+    hashes: &HashCache,
+    g: &GetRequest,
     inline: bool,
 ) -> Prepared {
     use std::io::Read;
-    let opened = store.open_file(path)?;
+    let opened = store.open_file(&g.path)?;
     let (size, mtime_ms) = (opened.size, opened.mtime_ms);
-    let plan = plan_send(opened.file, size, mode, have, have_hash).and_then(|plan| match plan {
+    let plan = plan_send(opened.file, size, opened.key, hashes, g).and_then(|plan| match plan {
         SendPlan::Send {
             mut file,
             offset,
-            mut hasher,
+            hashing,
         } if inline && size - offset <= INLINE => {
             let mut bytes = vec![0u8; (size - offset) as usize];
             file.read_exact(&mut bytes)?;
-            hasher.update(&bytes);
+            let hash = match hashing {
+                Hashing::Known(hash) => hash,
+                Hashing::Along(mut hasher, _) => {
+                    hasher.update(&bytes);
+                    *hasher.finalize().as_bytes()
+                }
+            };
             Ok(SendPlan::Inline {
                 offset,
                 bytes,
-                hash: *hasher.finalize().as_bytes(),
+                hash,
             })
         }
         other => Ok(other),
@@ -500,41 +537,60 @@ fn prepare(
 }
 
 /// Decides, on a blocking thread, what to send for a `Get` given what the
-/// client has; hashes the server's file only as far as needed.
+/// client has; hashes the server's file only as far as needed, and not
+/// at all when `hashes` knows it.
 fn plan_send(
     mut file: std::fs::File,
     size: u64,
-    mode: GetMode,
-    have: u64,
-    have_hash: &Hash,
+    key: Option<FileKey>,
+    hashes: &HashCache,
+    g: &GetRequest,
 ) -> std::io::Result<SendPlan> {
     use std::io::{Seek, SeekFrom};
+    let (mode, have) = (g.mode, g.have);
     let whole = matches!(mode, GetMode::Compare | GetMode::Replace);
     let compare = if whole {
         have == size
     } else {
         have > 0 && have <= size
     };
+    let known = hashes.get(key);
     if compare {
-        let (hasher, seen) = super::resume::hash_open(&file, have)?;
-        if seen == have && hasher.clone().finalize().as_bytes() == have_hash {
-            if whole {
+        if whole && let Some(hash) = known {
+            if hash == g.have_hash {
                 return Ok(SendPlan::Same);
             }
-            return Ok(SendPlan::Send {
-                file,
-                offset: have,
-                hasher: Box::new(hasher),
-            });
+        } else {
+            let started = SystemTime::now();
+            let (hasher, seen) = super::resume::hash_open(&file, have)?;
+            let hash = *hasher.clone().finalize().as_bytes();
+            if seen == size {
+                let now = file.metadata().ok().and_then(|m| FileKey::of(&m));
+                hashes.put(key, now, hash, started);
+            }
+            if seen == have && hash == g.have_hash {
+                if whole {
+                    return Ok(SendPlan::Same);
+                }
+                return Ok(SendPlan::Send {
+                    file,
+                    offset: have,
+                    hashing: Hashing::Along(Box::new(hasher), None),
+                });
+            }
         }
     }
     if mode == GetMode::Compare {
         return Ok(SendPlan::Differs(size));
     }
     file.seek(SeekFrom::Start(0))?;
+    let hashing = match known {
+        Some(hash) => Hashing::Known(hash),
+        None => Hashing::Along(Box::default(), key.map(|k| (k, SystemTime::now()))),
+    };
     Ok(SendPlan::Send {
         file,
         offset: 0,
-        hasher: Box::default(),
+        hashing,
     })
 }

@@ -54,6 +54,8 @@ pub struct OpenFile {
     pub file: File,
     pub size: u64,
     pub mtime_ms: u64,
+    /// What identifies this version of its bytes (see `hashcache`).
+    pub key: Option<super::hashcache::FileKey>,
 }
 
 /// Milliseconds since the epoch of a file's modification time (0 if unknown).
@@ -125,6 +127,7 @@ impl Store {
             file,
             size: opened.len(),
             mtime_ms: mtime_ms(&opened),
+            key: super::hashcache::FileKey::of(&opened),
         })
     }
 

@@ -131,8 +131,16 @@ fn joined(e: tokio::task::JoinError) -> std::io::Error {
     std::io::Error::other(format!("file thread failed: {e}"))
 }
 
+/// What travels to and from the blocking thread with each block sent.
+struct Outgoing {
+    file: File,
+    buf: PageBuf,
+    /// `None` when the hash is already known (or not wanted).
+    hasher: Option<blake3::Hasher>,
+}
+
 /// Reads `n` bytes of `b.file` into `b.buf` and hashes them.
-async fn read_block(mut b: Block, n: usize) -> std::io::Result<Block> {
+async fn read_block(mut b: Outgoing, n: usize) -> std::io::Result<Outgoing> {
     tokio::task::spawn_blocking(move || {
         b.buf.clear();
         b.file.read_exact(b.buf.room(n)).map_err(|e| {
@@ -143,7 +151,9 @@ async fn read_block(mut b: Block, n: usize) -> std::io::Result<Block> {
             }
         })?;
         b.buf.advance(n);
-        b.hasher.update(b.buf.filled());
+        if let Some(h) = &mut b.hasher {
+            h.update(b.buf.filled());
+        }
         Ok(b)
     })
     .await
@@ -168,14 +178,15 @@ fn block_size(rate: Option<&RateLimit>, budget: Option<&Transfers>) -> usize {
 }
 
 /// Sends `len` bytes of `file` (from its current position) to `w`, hashing
-/// them into `hasher`. Returns the hasher.
+/// them into `hasher` (if any: a sender that knows the hash already, or
+/// needs none, saves the hashing). Returns the hasher.
 pub async fn send_file<W: AsyncWrite + Unpin>(
     w: &mut W,
     file: File,
     len: u64,
-    hasher: blake3::Hasher,
+    hasher: Option<blake3::Hasher>,
     flow: Flow<'_>,
-) -> std::io::Result<blake3::Hasher> {
+) -> std::io::Result<Option<blake3::Hasher>> {
     let Flow {
         mut rate,
         tally,
@@ -185,7 +196,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     let mut left = len;
     let first = block_size(rate.as_deref(), budget).min(left as usize);
     let mut pending = Some(tokio::spawn(read_block(
-        Block {
+        Outgoing {
             file,
             buf: PageBuf::with_capacity(first),
             hasher,
@@ -198,11 +209,11 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     while let Some(task) = pending.take() {
         let b = task.await.map_err(joined)??;
         left -= b.buf.len() as u64;
-        let Block { file, buf, hasher } = b;
+        let Outgoing { file, buf, hasher } = b;
         if left > 0 {
             let block = block_size(rate.as_deref(), budget);
             let n = block.min(left as usize);
-            let next = Block {
+            let next = Outgoing {
                 file,
                 buf: buffer_for(std::mem::take(&mut spare), n, block),
                 hasher,
@@ -218,7 +229,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
         }
         spare = buf;
     }
-    Ok(hasher_out.unwrap_or_default())
+    Ok(hasher_out.flatten())
 }
 
 /// Runs one network step, failing it if it makes no progress for `stall`.
@@ -551,11 +562,12 @@ mod tests {
                 &mut a,
                 file,
                 len,
-                blake3::Hasher::new(),
+                Some(blake3::Hasher::new()),
                 Flow::plain(&mut (), STALL),
             )
             .await
             .unwrap()
+            .expect("a hasher was given")
         });
         let dst = File::create(d.path().join("dst")).unwrap();
         let mut buffered = BytesMut::from(&b""[..]);
