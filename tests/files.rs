@@ -7,6 +7,8 @@
 #[path = "files/chapter.rs"]
 mod chapter;
 mod common;
+#[path = "files/large.rs"]
+mod large;
 #[path = "files/raw.rs"]
 mod raw;
 #[path = "files/secure.rs"]

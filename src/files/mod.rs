@@ -11,7 +11,9 @@
 //! - `resume`: temporary files, prefix hashes, verify + fsync + rename;
 //!   `batch`: the same for many small files with one filesystem flush;
 //!   `sink`: a thread writing small files so the network never waits
-//! - `transfer`: the data path (1 MiB blocks, hashing, throttle);
+//! - `transfer`: the data path (1 MiB blocks, hashing, throttle), which
+//!   sends; `receive`, which receives; `direct`: direct I/O for large
+//!   received files;
 //!   `budget`: how many transfers at once, and their share of memory;
 //!   `pagebuf`: the page-aligned buffers the blocks travel in
 //! - `server`, `session`, `chapter`: the server and its two kinds of client;
@@ -23,11 +25,13 @@ pub mod batch;
 pub mod budget;
 pub mod chapter;
 pub mod client;
+pub mod direct;
 pub mod get;
 pub mod hashcache;
 pub mod pagebuf;
 pub mod progress;
 pub mod put;
+pub mod receive;
 pub mod resume;
 pub mod seed;
 pub mod server;
