@@ -127,8 +127,10 @@ struct Outgoing {
     hasher: Option<blake3::Hasher>,
 }
 
-/// Reads `n` bytes of `b.file` into `b.buf` and hashes them.
-async fn read_block(mut b: Outgoing, n: usize) -> std::io::Result<Outgoing> {
+/// Reads `n` bytes of `b.file` into `b.buf` and hashes them, on a
+/// blocking thread, starting now (not when the caller next yields, as a
+/// task spawned to do it would).
+fn read_block(mut b: Outgoing, n: usize) -> tokio::task::JoinHandle<std::io::Result<Outgoing>> {
     tokio::task::spawn_blocking(move || {
         b.buf.clear();
         b.file.read_exact(b.buf.room(n)).map_err(|e| {
@@ -144,8 +146,6 @@ async fn read_block(mut b: Outgoing, n: usize) -> std::io::Result<Outgoing> {
         }
         Ok(b)
     })
-    .await
-    .map_err(joined)?
 }
 
 /// A buffer for `n` bytes (what `spare` holds, then more) of blocks of
@@ -185,14 +185,14 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     } = flow;
     let mut left = len;
     let first = block_size(rate.as_deref(), budget).min(left as usize);
-    let mut pending = Some(tokio::spawn(read_block(
+    let mut pending = Some(read_block(
         Outgoing {
             file,
             buf: PageBuf::with_capacity(first),
             hasher,
         },
         first,
-    )));
+    ));
     // Allocated (and zeroed) only if a second block is needed.
     let mut spare = PageBuf::default();
     let mut hasher_out = None;
@@ -210,7 +210,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
                 buf: buffer_for(buf, n, block),
                 hasher,
             };
-            pending = Some(tokio::spawn(read_block(next, n)));
+            pending = Some(read_block(next, n));
         } else {
             hasher_out = Some(hasher);
         }
