@@ -4,8 +4,10 @@ soquete (`files serve` + `files get`, verified and durable) against the
 tools people would pick instead, each followed by `sync` of what it wrote:
 
   one big file (1 GiB; --size)      soquete with the file's hash known to
-                                    the server, and with a new server (which
-                                    hashes the file as it sends it) against
+                                    the server, with a new server (which
+                                    hashes the file as it sends it), and over
+                                    the secure channel (what encryption
+                                    costs), against
                                     nc, socat -b 1048576, rsync (daemon),
                                     the chapter's repositorio.py read with
                                     `soquete files get --seed`; and soquete
@@ -366,6 +368,16 @@ class Bench:
             return Server([self.soq, "-q", "files", "serve", self.src, "--listen", "127.0.0.1:0",
                            "--max-per-ip", "0", "--max-transfers", "128"])
         serve = new_serve()
+        # The same folder over the secure channel (TLS 1.3 + passphrase): the
+        # "secure channel" rows show what encryption costs.
+        passfile = os.path.join(self.work, "passphrase")
+        with open(os.open(passfile, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write("bench-files passphrase\n")
+        secure = Server([self.soq, "-q", "files", "serve", self.src, "--listen", "127.0.0.1:0",
+                         "--max-per-ip", "0", "--passphrase-file", passfile,
+                         "--state-dir", os.path.join(self.work, "server-state")])
+        secure_flags = ["--passphrase-file", passfile,
+                        "--state-dir", os.path.join(self.work, "client-state")]
         chapter_big = Server([sys.executable, os.path.join(ROOT, "tests/peers/repositorio.py"),
                               self.big, "0"])
         chapter_small = Server([sys.executable, os.path.join(ROOT, "tests/peers/repositorio.py"),
@@ -379,10 +391,15 @@ class Bench:
             # a server per run, which hashes the file as it sends it.
             time.sleep(2.1)  # a hash is remembered once the file is 2 s old
             shutil.rmtree(self.soquete_get(serve, ["big/big.bin"], self.shm or None))
+            shutil.rmtree(self.soquete_get(secure, ["big/big.bin"], self.shm or None,
+                                           secure_flags))
             big = [("soquete get (verified, durable)",
                     lambda: self.soquete_get(serve, ["big/big.bin"]), self.big_ok, [serve]),
                    ("soquete get (verified, durable), new server",
-                    lambda s: self.soquete_get(s, ["big/big.bin"]), self.big_ok, [], new_serve)]
+                    lambda s: self.soquete_get(s, ["big/big.bin"]), self.big_ok, [], new_serve),
+                   ("soquete get (verified, durable), secure channel",
+                    lambda: self.soquete_get(secure, ["big/big.bin"], extra=secure_flags),
+                    self.big_ok, [secure])]
             if have["ncat"]:
                 big.append(("nc + sync", self.big_nc, self.big_ok, []))
             if have["socat"]:
@@ -397,13 +414,20 @@ class Bench:
                 big.append(("soquete get -> tmpfs (verified), new server",
                             lambda s: self.soquete_get(s, ["big/big.bin"], self.shm),
                             self.big_ok, [], new_serve))
+                big.append(("soquete get -> tmpfs (verified), secure channel",
+                            lambda: self.soquete_get(secure, ["big/big.bin"], self.shm,
+                                                     secure_flags),
+                            self.big_ok, [secure]))
                 if have["ncat"]:
                     big.append(("nc -> tmpfs", lambda: self.big_nc(self.shm, durable=False),
                                 self.big_ok, []))
                 big.append(("dd /dev/zero -> tmpfs (no network)", self.big_dd,
                             lambda out: out is not None, []))
             small = [("soquete get (verified, durable)",
-                      lambda: self.soquete_get(serve, ["small/many"]), self.small_ok, [serve])]
+                      lambda: self.soquete_get(serve, ["small/many"]), self.small_ok, [serve]),
+                     ("soquete get (verified, durable), secure channel",
+                      lambda: self.soquete_get(secure, ["small/many"], extra=secure_flags),
+                      self.small_ok, [secure])]
             if have["ncat"] and have["tar"]:
                 small.append(("tar | nc -> nc | tar x + sync", self.small_tar_nc, self.small_ok, []))
             if rsyncd:
@@ -429,7 +453,7 @@ class Bench:
                                [chapter_small])
             self.memory(serve)
         finally:
-            for s in (serve, chapter_big, chapter_small, rsyncd):
+            for s in (serve, secure, chapter_big, chapter_small, rsyncd):
                 if s:
                     s.stop()
 

@@ -555,12 +555,15 @@ fn plan_send(
         have > 0 && have <= size
     };
     let known = hashes.get(key);
+    // Whether the file was read from (its position is no longer 0).
+    let mut read = false;
     if compare {
         if whole && let Some(hash) = known {
             if hash == g.have_hash {
                 return Ok(SendPlan::Same);
             }
         } else {
+            read = true;
             let started = SystemTime::now();
             let (hasher, seen) = super::resume::hash_open(&file, have)?;
             let hash = *hasher.clone().finalize().as_bytes();
@@ -583,7 +586,9 @@ fn plan_send(
     if mode == GetMode::Compare {
         return Ok(SendPlan::Differs(size));
     }
-    file.seek(SeekFrom::Start(0))?;
+    if read {
+        file.seek(SeekFrom::Start(0))?;
+    }
     let hashing = match known {
         Some(hash) => Hashing::Known(hash),
         None => Hashing::Along(Box::default(), key.map(|k| (k, SystemTime::now()))),

@@ -46,6 +46,10 @@ pub struct Store {
     /// The folder, canonical (symlinks resolved), so containment is a
     /// prefix check on canonical paths.
     root: PathBuf,
+    /// The folder, open (`O_PATH`), for opening files beneath it in one
+    /// step (Linux; see [`Store::open_beneath`]).
+    #[cfg(target_os = "linux")]
+    dir: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// A file opened for reading, with what the listing says of it.
@@ -76,7 +80,22 @@ impl Store {
                 format!("{} is not a folder", root.display()),
             ));
         }
-        Ok(Self { root })
+        #[cfg(target_os = "linux")]
+        let dir = {
+            use rustix::fs::{Mode, OFlags};
+            rustix::fs::open(
+                &root,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+            .map(std::sync::Arc::new)
+        };
+        Ok(Self {
+            root,
+            #[cfg(target_os = "linux")]
+            dir,
+        })
     }
 
     /// The canonical folder.
@@ -106,6 +125,10 @@ impl Store {
 
     /// Opens regular file `rel` for reading.
     pub fn open_file(&self, rel: &str) -> Result<OpenFile, StoreError> {
+        #[cfg(target_os = "linux")]
+        if let Some(opened) = self.open_beneath(rel) {
+            return opened;
+        }
         let real = self.resolve(rel, false)?;
         let io = |source| StoreError::Io {
             name: rel.to_owned(),
@@ -129,6 +152,47 @@ impl Store {
             mtime_ms: mtime_ms(&opened),
             key: super::hashcache::FileKey::of(&opened),
         })
+    }
+
+    /// [`open_file`](Self::open_file) in a few system calls (a stat, an
+    /// `openat2` that the kernel keeps beneath the folder, an fstat) where
+    /// resolving the path by hand takes a dozen: the cost of each of 10,000
+    /// small files served. `None` whenever this path cannot answer as the
+    /// portable one would (no `openat2`, an absolute symlink, anything but
+    /// a regular file, any error but "not found"): that one then does.
+    #[cfg(target_os = "linux")]
+    fn open_beneath(&self, rel: &str) -> Option<Result<OpenFile, StoreError>> {
+        use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.dir.as_deref()?;
+        if let Err(source) = check_path(rel, false) {
+            return Some(Err(StoreError::BadPath {
+                name: rel.to_owned(),
+                source,
+            }));
+        }
+        // Looked at before opening, so no device or FIFO is ever opened.
+        let before = match rustix::fs::statat(dir, rel, AtFlags::empty()) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => st,
+            Err(rustix::io::Errno::NOENT) => {
+                return Some(Err(StoreError::NotFound(rel.to_owned())));
+            }
+            _ => return None,
+        };
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let fd = rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve).ok()?;
+        let file = File::from(fd);
+        let opened = file.metadata().ok()?;
+        if !opened.is_file() || opened.dev() != before.st_dev || opened.ino() != before.st_ino {
+            return None;
+        }
+        Some(Ok(OpenFile {
+            size: opened.len(),
+            mtime_ms: mtime_ms(&opened),
+            key: super::hashcache::FileKey::of(&opened),
+            file,
+        }))
     }
 
     /// Everything under `rel` ("" = the whole folder), recursively, sorted

@@ -94,6 +94,15 @@ fn symlinks_may_not_leave_the_folder() {
         Err(StoreError::Outside(_))
     ));
     assert_eq!(store.open_file("inside").unwrap().size, 3);
+    // Relative links: the kernel resolves these beneath the folder itself
+    // (openat2), and refuses the one that climbs out.
+    std::os::unix::fs::symlink("b.txt", root.join("rel")).unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("relout")).unwrap();
+    assert_eq!(store.open_file("rel").unwrap().size, 3);
+    assert!(matches!(
+        store.open_file("relout"),
+        Err(StoreError::Outside(_))
+    ));
     let listed = store.list("").unwrap();
     assert!(!paths(&listed).contains(&"out"));
     assert!(!paths(&listed).contains(&"outdir"));
