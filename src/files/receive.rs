@@ -251,7 +251,13 @@ async fn recv_file_with<R: AsyncRead + Unpin>(
             buf.clear();
         }
         let mut buf = buffer_for(buf, carry + want, block);
-        stalled(stall, fill(r, buffered, &mut buf, carry + want)).await?;
+        if let Err(e) = stalled(stall, fill(r, buffered, &mut buf, carry + want)).await {
+            // The partial file is left for a resume: not while still written.
+            if let Some(task) = pending.take() {
+                let _ = task.await;
+            }
+            return Err(e);
+        }
         let got = buf.len() - carry;
         left -= got as u64;
         tally.add(got as u64);
