@@ -233,39 +233,89 @@ async fn recv_file_with<R: AsyncRead + Unpin>(
     // the last one is done (1 GiB to disk: the device idled while a block
     // was hashed, 1.16-1.27 s in all, when blocks were hashed after that).
     let multi_thread = write_in_place();
-    let in_place = !direct && multi_thread;
+    let first = block_size(rate.as_deref(), budget).min(len as usize);
+    let mut out = Writer::new(file, direct, !direct && multi_thread, first);
     let mut hasher = hasher;
     let mut left = len;
     let mut written = 0u64;
-    let mut spare = PageBuf::with_capacity(block_size(rate.as_deref(), budget).min(len as usize));
-    // Bytes at the start of `spare` carried over from the last block.
-    let mut carry = 0usize;
-    let mut pending: Option<tokio::task::JoinHandle<std::io::Result<Block>>> = None;
-    let mut parked = Some((file, direct));
     while left > 0 {
         let block = block_size(rate.as_deref(), budget);
         // A carried tail is shorter than the smallest block (4 KiB).
-        let want = block.saturating_sub(carry).max(1).min(left as usize);
-        let mut buf = std::mem::take(&mut spare);
-        if carry == 0 {
-            buf.clear();
-        }
-        let mut buf = buffer_for(buf, carry + want, block);
-        if let Err(e) = stalled(stall, fill(r, buffered, &mut buf, carry + want)).await {
-            // The partial file is left for a resume: not while still written.
-            if let Some(task) = pending.take() {
-                let _ = task.await;
-            }
+        let want = block.saturating_sub(out.carry).max(1).min(left as usize);
+        let mut buf = out.next_buffer(want, block);
+        if let Err(e) = stalled(stall, fill(r, buffered, &mut buf, out.carry + want)).await {
+            out.abandon().await;
             return Err(e);
         }
-        let got = buf.len() - carry;
+        let got = buf.len() - out.carry;
         left -= got as u64;
         tally.add(got as u64);
         if let Some(rate) = rate.as_deref_mut() {
             rate.wait(got).await;
         }
-        if in_place {
-            let (file, direct) = parked.take().expect("file is parked between blocks");
+        let put = out.put(buf, block, &mut hasher, written, multi_thread);
+        if let Err(e) = put.await? {
+            return stalled(stall, drain(r, buffered, left, e)).await;
+        }
+        written += got as u64;
+    }
+    match out.finish().await? {
+        Ok(file) => Ok(Received::Done(file, Box::new(hasher))),
+        Err(e) => Ok(Received::WriteFailed(e)),
+    }
+}
+
+/// Where received blocks go. Results are nested: the outer error ends the
+/// transfer, the inner one means the file could not be written (the
+/// caller then drains the stream).
+struct Writer {
+    /// The file, and whether it is open for direct I/O, while no write has it.
+    parked: Option<(File, bool)>,
+    /// The block a blocking thread is writing.
+    pending: Option<tokio::task::JoinHandle<std::io::Result<Block>>>,
+    /// The next block's buffer, starting with `carry` bytes carried over
+    /// from the last block (hashed with it, not written yet).
+    spare: PageBuf,
+    carry: usize,
+    /// Blocks are written on this thread, not handed to a blocking one.
+    in_place: bool,
+}
+
+impl Writer {
+    fn new(file: File, direct: bool, in_place: bool, first: usize) -> Self {
+        Self {
+            parked: Some((file, direct)),
+            pending: None,
+            spare: PageBuf::with_capacity(first),
+            carry: 0,
+            in_place,
+        }
+    }
+
+    /// The buffer to receive the next block into: the carried bytes, and
+    /// room for `want` more.
+    fn next_buffer(&mut self, want: usize, block: usize) -> PageBuf {
+        let mut buf = std::mem::take(&mut self.spare);
+        if self.carry == 0 {
+            buf.clear();
+        }
+        buffer_for(buf, self.carry + want, block)
+    }
+
+    /// Hashes `buf`'s new bytes (after the carried ones), which start
+    /// `written` bytes into the transfer, then writes it here or hands it
+    /// to a blocking thread once the last block is written.
+    async fn put(
+        &mut self,
+        buf: PageBuf,
+        block: usize,
+        hasher: &mut blake3::Hasher,
+        written: u64,
+        multi_thread: bool,
+    ) -> std::io::Result<std::io::Result<()>> {
+        let fresh = self.carry;
+        if self.in_place {
+            let (file, direct) = self.parked.take().expect("file is parked between blocks");
             let write = buf.len();
             let mut b = Block {
                 file,
@@ -274,59 +324,76 @@ async fn recv_file_with<R: AsyncRead + Unpin>(
                 direct,
             };
             let done = blocking(true, || {
-                hash_fresh(&mut hasher, &b.buf.filled()[carry..], written)?;
+                hash_fresh(hasher, &b.buf.filled()[fresh..], written)?;
                 write_out(&mut b)
             });
-            if let Err(e) = done {
-                return stalled(stall, drain(r, buffered, left, e)).await;
-            }
-            written += got as u64;
-            spare = b.buf;
-            parked = Some((b.file, b.direct));
-            continue;
+            self.spare = b.buf;
+            self.parked = Some((b.file, b.direct));
+            return Ok(done);
         }
-        let fresh = &buf.filled()[carry..];
-        if let Err(e) = blocking(multi_thread, || hash_fresh(&mut hasher, fresh, written)) {
-            return stalled(stall, drain(r, buffered, left, e)).await;
+        let hashed = blocking(multi_thread, || {
+            hash_fresh(hasher, &buf.filled()[fresh..], written)
+        });
+        if let Err(e) = hashed {
+            return Ok(Err(e));
         }
-        written += got as u64;
-        if let Some(task) = pending.take() {
-            match task.await.map_err(joined)? {
-                Ok(b) => {
-                    spare = b.buf;
-                    parked = Some((b.file, b.direct));
-                }
-                Err(e) => return stalled(stall, drain(r, buffered, left, e)).await,
-            }
+        match self.settle().await? {
+            Err(e) => return Ok(Err(e)),
+            Ok(Some(free)) => self.spare = free,
+            Ok(None) => {}
         }
-        let (file, direct) = parked.take().expect("file is parked between blocks");
+        let (file, direct) = self.parked.take().expect("file is back");
         let write = if direct {
             buf.len() / direct::ALIGN * direct::ALIGN
         } else {
             buf.len()
         };
-        carry = buf.len() - write;
+        self.carry = buf.len() - write;
         let mut b = Block {
             file,
             buf,
             write,
             direct,
         };
-        spare = carried(spare, &b.buf.filled()[write..], block);
-        pending = Some(tokio::task::spawn_blocking(move || {
+        self.spare = carried(
+            std::mem::take(&mut self.spare),
+            &b.buf.filled()[write..],
+            block,
+        );
+        self.pending = Some(tokio::task::spawn_blocking(move || {
             write_out(&mut b).map(|()| b)
         }));
+        Ok(Ok(()))
     }
-    if let Some(task) = pending {
-        match task.await.map_err(joined)? {
-            Ok(b) => parked = Some((b.file, b.direct)),
-            Err(e) => return Ok(Received::WriteFailed(e)),
+
+    /// Waits for the block a blocking thread is writing, if any; gives
+    /// back its buffer, free again.
+    async fn settle(&mut self) -> std::io::Result<std::io::Result<Option<PageBuf>>> {
+        let Some(task) = self.pending.take() else {
+            return Ok(Ok(None));
+        };
+        Ok(task.await.map_err(joined)?.map(|b| {
+            self.parked = Some((b.file, b.direct));
+            Some(b.buf)
+        }))
+    }
+
+    /// The file, once everything received is written.
+    async fn finish(mut self) -> std::io::Result<std::io::Result<File>> {
+        // `spare` holds the carried tail: the last block's buffer is not needed.
+        if let Err(e) = self.settle().await? {
+            return Ok(Err(e));
         }
+        let (file, direct) = self.parked.take().expect("file is back");
+        Ok(finish(&file, direct, &self.spare.filled()[..self.carry]).map(|()| file))
     }
-    let (file, direct) = parked.expect("file is back");
-    match finish(&file, direct, &spare.filled()[..carry]) {
-        Ok(()) => Ok(Received::Done(file, Box::new(hasher))),
-        Err(e) => Ok(Received::WriteFailed(e)),
+
+    /// Gives up (the network failed): waits for the block still being
+    /// written, so the partial file left for a resume is not still changing.
+    async fn abandon(mut self) {
+        if let Some(task) = self.pending.take() {
+            let _ = task.await;
+        }
     }
 }
 
