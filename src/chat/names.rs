@@ -49,6 +49,20 @@ pub fn key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// [`key`] without an allocation when `name` is already its own key (plain
+/// lowercase ASCII, as room names nearly always are): a message names its
+/// room, and this runs once per message.
+pub fn key_cow(name: &str) -> std::borrow::Cow<'_, str> {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(key(name))
+    }
+}
+
 /// Bidi and zero-width controls: they would let one name look like another.
 fn is_format_char(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
@@ -77,5 +91,16 @@ mod tests {
         assert_eq!(room_name("lab").unwrap(), "lab");
         assert!(room_name("#").is_err());
         assert_eq!(key("Ana"), key("ANA"));
+    }
+
+    #[test]
+    fn key_cow_borrows_only_what_is_already_a_key() {
+        use std::borrow::Cow;
+        for name in ["lab", "lab_2", "Lab", "LOBBY", "sala-ç", "Über", ""] {
+            let k = key_cow(name);
+            assert_eq!(k, key(name), "{name}");
+            let borrowed = matches!(k, Cow::Borrowed(_));
+            assert_eq!(borrowed, name.is_ascii() && key(name) == name, "{name}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::wire::chat::{ChatLine, ChatRun};
+use crate::wire::chat::{ChatKind, ChatLine, ChatRun};
 use crate::wire::fields::put_str;
 
 /// Bytes gathered before a batch is sent anyway, so one batch stays a
@@ -66,6 +66,29 @@ impl RoomBatch {
         });
     }
 
+    /// Adds a room message to the run being gathered if it continues it
+    /// (same sender, kind and stamp, the next id); returns whether it did.
+    /// The same as [`add`](Self::add) for such a message, without a
+    /// [`ChatLine`] to build first.
+    pub fn extend_run(
+        &mut self,
+        id: u64,
+        ts_ms: u64,
+        kind: ChatKind,
+        from: &str,
+        text: &str,
+    ) -> bool {
+        let Some(run) = &mut self.run else {
+            return false;
+        };
+        if !run.continues(id, ts_ms, kind, from, text.len()) {
+            return false;
+        }
+        put_str(&mut run.more, text).expect("texts are within the frame limit");
+        run.count += 1;
+        true
+    }
+
     /// Adds a raw client's form of the message.
     pub fn add_raw(&mut self, bytes: &[u8]) {
         self.raw.extend_from_slice(bytes);
@@ -113,17 +136,22 @@ impl RoomBatch {
 
 impl Run {
     fn fits(&self, line: &ChatLine) -> bool {
-        let f = &self.first;
-        line.from == f.from
-            && line.kind == f.kind
-            && line.ts_ms == f.ts_ms
-            && line.room == f.room
+        line.room == self.first.room
             && line.to.is_empty()
             && !line.history
-            && line.id == f.id + u64::from(self.count)
+            && self.continues(line.id, line.ts_ms, line.kind, &line.from, line.text.len())
+    }
+
+    /// Whether a message to this run's room continues it.
+    fn continues(&self, id: u64, ts_ms: u64, kind: ChatKind, from: &str, text_len: usize) -> bool {
+        let f = &self.first;
+        from == f.from
+            && kind == f.kind
+            && ts_ms == f.ts_ms
+            && id == f.id + u64::from(self.count)
             && self.count < u16::MAX
             // A run stays well inside a client's 64 KiB frame limit.
-            && self.more.len() + line.text.len() < 48 * 1024
+            && self.more.len() + text_len < 48 * 1024
     }
 }
 
@@ -171,6 +199,62 @@ mod tests {
         let expanded: Vec<ServerMsg> = msgs.into_iter().flat_map(ServerMsg::expand).collect();
         let want: Vec<ServerMsg> = lines.into_iter().map(ServerMsg::Chat).collect();
         assert_eq!(expanded, want);
+    }
+
+    #[test]
+    fn extending_a_run_encodes_as_adding_its_lines() {
+        let lines: Vec<ChatLine> = (0..4)
+            .map(|i| line(7 + i, "ana", &format!("texto {i}")))
+            .collect();
+        let mut added = RoomBatch::new("lobby".into(), false);
+        lines.iter().for_each(|l| added.add(l));
+        let mut extended = RoomBatch::new("lobby".into(), false);
+        assert!(
+            !extended.extend_run(7, 100, ChatKind::Say, "ana", "x"),
+            "no run to extend yet"
+        );
+        extended.add(&lines[0]);
+        for l in &lines[1..] {
+            assert!(extended.extend_run(l.id, l.ts_ms, l.kind, &l.from, &l.text));
+        }
+        assert_eq!(added.finish().0, extended.finish().0);
+    }
+
+    #[test]
+    fn a_run_is_extended_only_by_what_continues_it() {
+        let mut b = RoomBatch::new("lobby".into(), false);
+        b.add(&line(1, "ana", "a"));
+        assert!(
+            !b.extend_run(2, 100, ChatKind::Say, "bo", "b"),
+            "another sender"
+        );
+        assert!(
+            !b.extend_run(2, 101, ChatKind::Say, "ana", "b"),
+            "another stamp"
+        );
+        assert!(
+            !b.extend_run(2, 100, ChatKind::Action, "ana", "b"),
+            "another kind"
+        );
+        assert!(
+            !b.extend_run(3, 100, ChatKind::Say, "ana", "b"),
+            "an id skipped"
+        );
+        assert!(b.extend_run(2, 100, ChatKind::Say, "ana", "b"));
+        let big = "x".repeat(4000);
+        let mut id = 3;
+        while b.extend_run(id, 100, ChatKind::Say, "ana", &big) {
+            id += 1;
+        }
+        assert!(
+            id > 3 && id < 20,
+            "a run stops short of the frame limit ({id})"
+        );
+        let expanded: Vec<ServerMsg> = decode(b.finish().0)
+            .into_iter()
+            .flat_map(ServerMsg::expand)
+            .collect();
+        assert_eq!(expanded.len() as u64, id - 1);
     }
 
     #[test]

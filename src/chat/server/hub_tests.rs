@@ -142,6 +142,75 @@ fn history_is_replayed_on_join_and_bounded() {
 }
 
 #[test]
+fn a_burst_without_history_arrives_whole_and_in_order() {
+    let mut hub = Hub::new(HubConfig {
+        history: 0,
+        ..HubConfig::default()
+    });
+    let mut ana = native(&mut hub, "ana");
+    let mut bo = native(&mut hub, "bo");
+    hub.join(ana.id, "Lab", 1);
+    hub.join(bo.id, "lab", 1);
+    hub.take_wakes();
+    decode_all(&mut ana);
+    decode_all(&mut bo);
+    // Two sends in one batch per sender, alternating rooms and senders, one
+    // room named in other cases: each message arrives once, in order, under
+    // the name its room was created with.
+    for (who, room, text) in [
+        (&ana, "lobby", "a1"),
+        (&ana, "lobby", "a2"),
+        (&ana, "#LAB", "a3"),
+        (&bo, "lab", "b1"),
+        (&bo, "lab", "b2"),
+        (&ana, "lab", "a4"),
+    ] {
+        hub.say(who.id, room, ChatKind::Say, text, 5);
+    }
+    hub.take_wakes();
+    let want: Vec<(String, String, bool)> = [
+        ("lobby", "ana: a1"),
+        ("lobby", "ana: a2"),
+        ("Lab", "ana: a3"),
+        ("Lab", "bo: b1"),
+        ("Lab", "bo: b2"),
+        ("Lab", "ana: a4"),
+    ]
+    .iter()
+    .map(|(r, t)| (r.to_string(), t.to_string(), false))
+    .collect();
+    let got = decode_all(&mut ana);
+    let ids: Vec<u64> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Chat(c) => Some(c.id),
+            _ => None,
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "ids {ids:?}");
+    let chats_of = |msgs: Vec<ServerMsg>| -> Vec<(String, String, bool)> {
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                ServerMsg::Chat(c) => Some((c.room, format!("{}: {}", c.from, c.text), c.history)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(chats_of(got), want);
+    assert_eq!(chats(&mut bo), want);
+    let mut raw = join(&mut hub, Some("cris"), Flavor::Raw, 64);
+    raw_text(&mut raw);
+    hub.say(ana.id, "lobby", ChatKind::Say, "r1", 6);
+    hub.say(ana.id, "lobby", ChatKind::Say, "r2", 6);
+    hub.take_wakes();
+    assert_eq!(
+        raw_text(&mut raw),
+        "ana: r1\nana: r2\n",
+        "a raw member gets every message of a run"
+    );
+}
+
+#[test]
 fn names_are_unique_without_case_and_guests_are_numbered() {
     let mut hub = Hub::new(HubConfig::default());
     let _ana = native(&mut hub, "ana");

