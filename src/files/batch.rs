@@ -68,12 +68,26 @@ impl Batch {
     /// file that could not be stored, with its place in the batch (in the
     /// order pushed).
     pub fn flush(&mut self) -> Vec<(usize, CommitError)> {
-        let items = std::mem::take(&mut self.items);
-        self.bytes = 0;
-        let synced = items
+        let synced = self.sync_handle().is_some_and(|f| sync_filesystem(&f));
+        self.rename_all(synced)
+    }
+
+    /// A file to `syncfs` through (the first waiting one), for a caller
+    /// that makes the batch durable on another thread before
+    /// [`rename_all`](Self::rename_all).
+    pub fn sync_handle(&self) -> Option<std::fs::File> {
+        self.items
             .first()
             .and_then(|w| std::fs::File::open(&w.path).ok())
-            .is_some_and(|f| sync_filesystem(&f));
+    }
+
+    /// The second half of [`flush`](Self::flush): renames every waiting
+    /// file, after fsyncing each on its own unless `synced` says one
+    /// [`sync_filesystem`] on [`sync_handle`](Self::sync_handle) returned
+    /// true after the last of them was written.
+    pub fn rename_all(&mut self, synced: bool) -> Vec<(usize, CommitError)> {
+        let items = std::mem::take(&mut self.items);
+        self.bytes = 0;
         let mut errors = Vec::new();
         let mut dirs = BTreeSet::<PathBuf>::new();
         for (i, w) in items.into_iter().enumerate() {
@@ -131,14 +145,15 @@ pub fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(from, to)
 }
 
-/// One flush of the whole filesystem holding `file` (Linux `syncfs`).
+/// One flush of the whole filesystem holding `file` (Linux `syncfs`);
+/// false where there is none or it failed.
 #[cfg(target_os = "linux")]
-fn sync_filesystem(file: &std::fs::File) -> bool {
+pub fn sync_filesystem(file: &std::fs::File) -> bool {
     rustix::fs::syncfs(file).is_ok()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn sync_filesystem(_: &std::fs::File) -> bool {
+pub fn sync_filesystem(_: &std::fs::File) -> bool {
     false
 }
 

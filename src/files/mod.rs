@@ -25,6 +25,7 @@ pub mod batch;
 pub mod budget;
 pub mod chapter;
 pub mod client;
+pub mod committer;
 pub mod direct;
 pub mod get;
 pub mod hashcache;

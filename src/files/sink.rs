@@ -1,7 +1,8 @@
 //! Where small received files go: one blocking thread takes whole small
 //! files (bytes already read from the network, the sender's hash) from a
 //! bounded queue, writes each under its temporary name, hashes and checks
-//! it, and puts it in a [`Batch`] for its durable rename. The network side
+//! it, and puts it in a [`Batch`] for its durable rename (a [`Committer`]
+//! thread makes each batch durable while the next files are written). The network side
 //! never waits for the disk per file (no blocking-thread round trip per
 //! file), and the disk side never waits for the network. Files cross to
 //! the thread in groups (up to [`GROUP_FILES`] files or [`GROUP_BYTES`]),
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::batch::Batch;
+use super::committer::Committer;
 use super::resume::{CommitError, PartFile};
 use super::transfer::simulated_full_disk;
 use crate::wire::files::Hash;
@@ -111,6 +113,7 @@ impl Sink {
 
 fn run(mut rx: mpsc::Receiver<Vec<SmallFile>>) -> Outcome {
     let mut batch = Batch::default();
+    let mut committer = Committer::start();
     let mut failures = Vec::new();
     let mut fatal = None;
     'groups: while let Some(group) = rx.blocking_recv() {
@@ -118,9 +121,7 @@ fn run(mut rx: mpsc::Receiver<Vec<SmallFile>>) -> Outcome {
             match store(f) {
                 Ok((part, size, overwrite, name)) => {
                     batch.push(part, size, overwrite, name);
-                    if batch.full() {
-                        failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
-                    }
+                    committer.offer(&mut batch);
                 }
                 Err(Stored::Failed(msg)) => failures.push(msg),
                 Err(Stored::Fatal(msg)) => {
@@ -131,7 +132,7 @@ fn run(mut rx: mpsc::Receiver<Vec<SmallFile>>) -> Outcome {
         }
     }
     rx.close();
-    failures.extend(batch.flush().iter().map(|(_, e)| e.to_string()));
+    failures.extend(committer.finish(batch));
     Outcome { failures, fatal }
 }
 
