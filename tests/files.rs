@@ -258,6 +258,69 @@ fn download_resumes_after_the_server_is_killed() {
 }
 
 #[test]
+fn an_interrupted_folder_is_not_under_its_name_and_resumes() {
+    let t = Tree::new();
+    // A folder with small files first, then a large one to be cut in.
+    std::fs::copy(t.root.join("big.bin"), t.root.join("fotos/velhas/y.bin")).unwrap();
+    let mut server = serve(&t, &["--limit-rate", "200K"]);
+    let out = t.dir.path().join("dl");
+    let mut client = get_in_background(&server.addr_str(), "fotos", &out, &[]);
+    let staging = support::part_of(&out.join("fotos"));
+    wait_for_partial(&staging.join("velhas/y.bin"));
+    let _ = server.child.kill();
+    let status = wait_timeout(&mut client, LIMIT).expect("client exits");
+    assert!(!status.success());
+    assert!(
+        !out.join("fotos").exists(),
+        "nothing under the folder's name"
+    );
+    assert_eq!(std::fs::read(staging.join("1.jpg")).unwrap(), pattern(1000));
+    // Damage one file already received: it is compared, not trusted.
+    std::fs::write(staging.join("2.jpg"), b"damaged").unwrap();
+    let again = serve(&t, &[]);
+    let (ok, _, err) = get(&again, &["fotos"], &out, &[]);
+    assert!(ok, "{err}");
+    assert!(err.contains("resuming fotos/velhas/y.bin from"), "{err}");
+    assert!(
+        err.contains("1 identical skipped") || err.contains("2 identical skipped"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("fotos/1.jpg")).unwrap(),
+        pattern(1000)
+    );
+    assert_eq!(
+        std::fs::read(out.join("fotos/2.jpg")).unwrap(),
+        pattern(2000)
+    );
+    assert_eq!(std::fs::read(out.join("fotos/velhas/x.bin")).unwrap(), b"x");
+    assert_eq!(
+        std::fs::read(out.join("fotos/velhas/y.bin")).unwrap(),
+        pattern(300_000)
+    );
+    assert!(!staging.exists());
+    assert!(!support::has_part_files(&out));
+}
+
+#[test]
+fn a_folder_goes_into_one_that_exists_file_by_file() {
+    let t = Tree::new();
+    let server = serve(&t, &[]);
+    let out = t.dir.path().join("dl");
+    std::fs::create_dir_all(out.join("fotos")).unwrap();
+    std::fs::write(out.join("fotos/mine.txt"), b"mine").unwrap();
+    let (ok, _, err) = get(&server, &["fotos"], &out, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(out.join("fotos/mine.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read(out.join("fotos/2.jpg")).unwrap(),
+        pattern(2000)
+    );
+    assert_eq!(std::fs::read(out.join("fotos/velhas/x.bin")).unwrap(), b"x");
+    assert!(!support::has_part_files(&out));
+}
+
+#[test]
 fn download_resumes_after_the_client_is_killed() {
     let t = Tree::new();
     let server = serve(&t, &[]);
@@ -340,6 +403,30 @@ fn a_full_disk_on_the_receiver_leaves_no_file_under_the_final_name() {
     assert!(err.contains("no space left on device"), "{err}");
     assert_eq!(err.matches("error:").count(), 1, "{err}");
     assert!(!out.join("big.bin").exists());
+}
+
+#[test]
+fn a_full_disk_in_a_folder_download_leaves_no_folder_under_its_name() {
+    let t = Tree::new();
+    let server = serve(&t, &[]);
+    let out = t.dir.path().join("dl");
+    let o = Command::new(bin())
+        .args([
+            "files",
+            "get",
+            &server.addr_str(),
+            "fotos",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        // 1.jpg (1,000 bytes) fits, 2.jpg (2,000) does not.
+        .env("SOQUETE_TEST_FAIL_WRITES_AFTER", "1500")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("no space left on device"), "{err}");
+    assert!(!out.join("fotos").exists(), "{err}");
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! needs `--overwrite`), then sends every `Get` at once while a reader
 //! receives the replies in order -- so many small files cost no round trip
 //! each. Each file lands under a temporary name, is verified against the
-//! server's BLAKE3, fsynced and renamed.
+//! server's BLAKE3, fsynced and renamed -- or, in a folder new here, the
+//! whole folder lands under a staging name and is renamed once
+//! ([`super::staging`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use super::client::{Conn, Replies, connect};
 use super::progress::Progress;
 use super::resume::{CommitError, PartFile, hash_prefix, partial_len};
 use super::sink::{SMALL_READ, Sink, SmallFile};
+use super::staging::Staged;
 use super::store::part_path;
 use super::transfer::{Flow, Received, Tally, recv_file};
 use crate::cli::FilesGetArgs;
@@ -36,6 +39,9 @@ struct Job {
     mode: GetMode,
     /// Bytes already here (partial or complete), and their hash state.
     have: Option<(u64, blake3::Hasher)>,
+    /// In a staging folder: a small file is written under its own name
+    /// there (the folder's rename publishes it).
+    staged: bool,
 }
 
 /// The `files get` subcommand.
@@ -48,16 +54,29 @@ pub async fn run(args: FilesGetArgs, quiet: bool, shutdown: Shutdown) -> anyhow:
     let mut conn = connect(&args.addr, &args.secure).await?;
     let mut failures = Vec::new();
     let listed = list_all(&mut conn, &args.names, &mut failures).await?;
-    let jobs = plan(&args, listed, &mut failures).await?;
+    let (jobs, staged) = plan(&args, listed, &mut failures).await?;
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     let mut progress = Progress::new(quiet, total);
     if jobs.is_empty() {
         let _ = conn.stream.write_all(&Request::Done.to_bytes()?).await;
     }
+    let mut completed = false;
     let result = tokio::select! {
-        r = receive_all(conn, &jobs, &args, &mut progress, &mut failures) => r,
+        r = receive_all(conn, &jobs, &args, &mut progress, &mut failures) => {
+            completed = r.is_ok();
+            r
+        }
         _ = shutdown.cancelled() => Ok(()),
     };
+    if completed && !staged.is_empty() {
+        let published = tokio::task::spawn_blocking(move || {
+            staged
+                .iter()
+                .filter_map(|s| s.publish().err())
+                .collect::<Vec<_>>()
+        });
+        failures.extend(published.await?);
+    }
     progress.summary("received", true, result.is_err() || !failures.is_empty());
     result?;
     finish(failures)
@@ -135,40 +154,66 @@ fn local_path(output: &Path, name: &str, entry: &Entry) -> Option<PathBuf> {
     Some(rel.split('/').fold(output.to_path_buf(), |p, c| p.join(c)))
 }
 
-/// Turns listings into jobs (on a blocking thread: it hashes local files).
+/// Turns listings into jobs (on a blocking thread: it hashes local files),
+/// and says which folders are received under a staging name.
 async fn plan(
     args: &FilesGetArgs,
     listed: Vec<(String, Vec<Entry>)>,
     failures: &mut Vec<String>,
-) -> anyhow::Result<Vec<Job>> {
+) -> anyhow::Result<(Vec<Job>, Vec<Staged>)> {
     let output = args.output.clone();
     let overwrite = args.overwrite;
-    let (jobs, errs) = tokio::task::spawn_blocking(move || {
+    let (jobs, staged, errs) = tokio::task::spawn_blocking(move || {
         let mut jobs = Vec::new();
+        let mut all_staged: Vec<Staged> = Vec::new();
         let mut errs = Vec::new();
         let mut made = HashMap::new();
         for (name, entries) in listed {
+            let staged = staging_for(&output, &name, &entries)
+                .filter(|s| !all_staged.iter().any(|o| o.root == s.root));
             for e in entries {
-                let Some(target) = local_path(&output, &name, &e) else {
+                let Some(mut target) = local_path(&output, &name, &e) else {
                     errs.push(format!(
                         "the server sent a bad path: {}",
                         for_terminal(&e.path)
                     ));
                     continue;
                 };
+                // Below a staged folder: received in its staging folder,
+                // where any file already there is this tool's partial work.
+                let placed = staged.as_ref().and_then(|s| s.place(&target));
+                let in_staging = placed.is_some();
+                if let Some(p) = placed {
+                    target = p;
+                }
                 let id = jobs.len() as u32 + 1;
-                match plan_one(id, e, target, overwrite, &mut made) {
-                    Ok(Some(job)) => jobs.push(job),
+                match plan_one(id, e, target, overwrite || in_staging, &mut made) {
+                    Ok(Some(mut job)) => {
+                        job.staged = in_staging;
+                        jobs.push(job);
+                    }
                     Ok(None) => {}
                     Err(msg) => errs.push(msg),
                 }
             }
+            all_staged.extend(staged);
         }
-        (jobs, errs)
+        (jobs, all_staged, errs)
     })
     .await?;
     failures.extend(errs);
-    Ok(jobs)
+    Ok((jobs, staged))
+}
+
+/// The staging for `name` if it is a folder (its listing holds something
+/// below it) and nothing has its local name yet.
+fn staging_for(output: &Path, name: &str, entries: &[Entry]) -> Option<Staged> {
+    let below = format!("{name}/");
+    let first = entries.iter().find(|e| e.path.starts_with(&below))?;
+    let inside = local_path(output, name, first)?;
+    let depth = first.path[below.len()..].split('/').count();
+    let root = inside.ancestors().nth(depth)?;
+    Staged::for_root(root)
 }
 
 /// `made`: folders already made, and whether this run created them (then
@@ -208,6 +253,7 @@ fn plan_one(
         size: e.size,
         mode,
         have,
+        staged: false,
     };
     if fresh {
         return Ok(Some(job(GetMode::Resume, None)));
@@ -362,6 +408,7 @@ async fn receive_one<R: AsyncRead + Unpin>(
         };
         let small = SmallFile {
             target: job.target.clone(),
+            direct: job.staged && offset == 0,
             offset,
             bytes,
             hasher,

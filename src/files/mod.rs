@@ -38,6 +38,7 @@ pub mod seed;
 pub mod server;
 pub mod session;
 pub mod sink;
+pub mod staging;
 pub mod store;
 pub mod transfer;
 

@@ -39,6 +39,10 @@ const QUEUE: usize = 8;
 /// A small file received whole, still to be written and checked.
 pub struct SmallFile {
     pub target: PathBuf,
+    /// Written straight under `target`, no temporary name: `target` is in
+    /// a staging folder, made durable and renamed as a whole
+    /// ([`super::staging`]). Only with `offset` 0.
+    pub direct: bool,
     /// Bytes already in the temporary file (verified), kept before `bytes`.
     pub offset: u64,
     pub bytes: Vec<u8>,
@@ -118,11 +122,17 @@ fn run(mut rx: mpsc::Receiver<Vec<SmallFile>>) -> Outcome {
     let mut fatal = None;
     'groups: while let Some(group) = rx.blocking_recv() {
         for f in group {
-            match store(f) {
-                Ok((part, size, overwrite, name)) => {
+            let stored = if f.direct {
+                store_direct(f).map(|()| None)
+            } else {
+                store(f).map(Some)
+            };
+            match stored {
+                Ok(Some((part, size, overwrite, name))) => {
                     batch.push(part, size, overwrite, name);
                     committer.offer(&mut batch);
                 }
+                Ok(None) => {}
                 Err(Stored::Failed(msg)) => failures.push(msg),
                 Err(Stored::Fatal(msg)) => {
                     fatal = Some(msg);
@@ -151,6 +161,35 @@ type Verified = (PartFile, u64, bool, String);
 fn stops_everything(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{QuotaExceeded, ReadOnlyFilesystem, StorageFull};
     matches!(e.kind(), StorageFull | QuotaExceeded | ReadOnlyFilesystem)
+}
+
+/// Checks one file, then writes it under its own name (in a staging
+/// folder: see [`SmallFile::direct`]).
+fn store_direct(f: SmallFile) -> Result<(), Stored> {
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", f.target.display());
+    let mut hasher = f.hasher;
+    hasher.update(&f.bytes);
+    if *hasher.finalize().as_bytes() != f.expected {
+        // What a resumed staging folder held under this name is not it.
+        let _ = std::fs::remove_file(&f.target);
+        return Err(Stored::Failed(
+            CommitError::HashMismatch { name: f.name }.to_string(),
+        ));
+    }
+    let mut file = std::fs::File::create(&f.target).map_err(|e| {
+        if stops_everything(&e) {
+            Stored::Fatal(cannot(e))
+        } else {
+            Stored::Failed(cannot(e))
+        }
+    })?;
+    let written = simulated_full_disk(0, f.bytes.len()).and_then(|()| file.write_all(&f.bytes));
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(&f.target);
+        return Err(Stored::Fatal(cannot(e)));
+    }
+    Ok(())
 }
 
 /// Writes and checks one file.
@@ -193,6 +232,7 @@ mod tests {
     fn small(dir: &std::path::Path, name: &str, bytes: &[u8], expected: &[u8]) -> SmallFile {
         SmallFile {
             target: dir.join(name),
+            direct: false,
             offset: 0,
             bytes: bytes.to_vec(),
             hasher: blake3::Hasher::new(),
