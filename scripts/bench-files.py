@@ -22,7 +22,9 @@ tools people would pick instead, each followed by `sync` of what it wrote:
 
 Every receiver writes to a fresh folder (ext4 is slow to create files right
 after a mass delete, which would favour whoever runs first); big outputs
-are deleted after each case. Each case runs --runs times (default 3), the
+are deleted after each case, and every case starts after a `sync` (so no
+tool's sync pays for the writes or trims of the case before). Each case
+runs --runs times (default 3), the
 tools taking turns, and the table gives the median. MB = 10^6 bytes.
 
 Before each big-file run, 1.5 times the file's size is written into tmpfs
@@ -244,6 +246,10 @@ class Bench:
         after it, and `body` gets it (its CPU counts once it is reaped)."""
         if case == "big":
             self.warm_memory()
+        # Nothing left to write back from the cases before (the big ones
+        # delete a GiB, and with `discard` its trim comes due at the next
+        # journal commit: the next tool's sync paid for it).
+        os.sync()
         fresh = start() if start else None
         c0 = children_cpu() + sum(s.cpu_s() for s in servers)
         t0 = time.perf_counter()
