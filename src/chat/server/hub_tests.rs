@@ -44,8 +44,12 @@ fn decode_all(p: &mut Peer) -> Vec<ServerMsg> {
 }
 
 fn chats(p: &mut Peer) -> Vec<(String, String, bool)> {
-    decode_all(p)
-        .into_iter()
+    chat_lines(decode_all(p))
+}
+
+/// Each chat message as (room, "name: text", history).
+fn chat_lines(msgs: Vec<ServerMsg>) -> Vec<(String, String, bool)> {
+    msgs.into_iter()
         .filter_map(|m| match m {
             ServerMsg::Chat(c) => Some((c.room, format!("{}: {}", c.from, c.text), c.history)),
             _ => None,
@@ -188,15 +192,7 @@ fn a_burst_without_history_arrives_whole_and_in_order() {
         })
         .collect();
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "ids {ids:?}");
-    let chats_of = |msgs: Vec<ServerMsg>| -> Vec<(String, String, bool)> {
-        msgs.into_iter()
-            .filter_map(|m| match m {
-                ServerMsg::Chat(c) => Some((c.room, format!("{}: {}", c.from, c.text), c.history)),
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(chats_of(got), want);
+    assert_eq!(chat_lines(got), want);
     assert_eq!(chats(&mut bo), want);
     let mut raw = join(&mut hub, Some("cris"), Flavor::Raw, 64);
     raw_text(&mut raw);
