@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::files::datapath::DataPath;
+
 use crate::net::addr::check_syntax;
 
 /// The socket applications of an industrial-networks course, done for real.
@@ -208,6 +210,11 @@ pub struct FilesServeArgs {
     /// Throttle each file sent to RATE bytes per second (e.g. 10M, 512K).
     #[arg(long, value_name = "RATE", value_parser = crate::files::transfer::parse_rate)]
     pub limit_rate: Option<u64>,
+    /// How plain clients' files move between file and socket: through a
+    /// buffer (read-write), or inside the kernel (splice, sendfile; Linux;
+    /// uploads take splice or read-write). See docs/protocol.md.
+    #[arg(long, value_enum, default_value_t = DataPath::ReadWrite)]
+    pub data_path: DataPath,
     /// Secure mode (TLS 1.3 and a shared passphrase): see docs/security.md.
     #[command(flatten)]
     pub secure: crate::secure::PassphraseArgs,
@@ -252,6 +259,11 @@ pub struct FilesGetArgs {
     /// Throttle to RATE bytes per second (e.g. 10M, 512K).
     #[arg(long, value_name = "RATE", value_parser = crate::files::transfer::parse_rate)]
     pub limit_rate: Option<u64>,
+    /// How files move from the socket into files: through a buffer
+    /// (read-write) or a pipe, inside the kernel (splice; Linux; plain
+    /// connections only).
+    #[arg(long, value_enum, default_value_t = DataPath::ReadWrite)]
+    pub data_path: DataPath,
     /// Secure mode (TLS 1.3 with a pinned server key and a passphrase).
     #[command(flatten)]
     pub secure: crate::secure::PassphraseArgs,
@@ -271,6 +283,11 @@ pub struct FilesPutArgs {
     /// Throttle to RATE bytes per second (e.g. 10M, 512K).
     #[arg(long, value_name = "RATE", value_parser = crate::files::transfer::parse_rate)]
     pub limit_rate: Option<u64>,
+    /// How files move from files into the socket: through a buffer
+    /// (read-write) or inside the kernel (splice, sendfile; Linux; plain
+    /// connections only).
+    #[arg(long, value_enum, default_value_t = DataPath::ReadWrite)]
+    pub data_path: DataPath,
     /// Secure mode (TLS 1.3 with a pinned server key and a passphrase).
     #[command(flatten)]
     pub secure: crate::secure::PassphraseArgs,

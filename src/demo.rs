@@ -99,6 +99,7 @@ async fn files_in(root: &Path) -> anyhow::Result<()> {
             overwrite: false,
             seed: false,
             limit_rate: None,
+            data_path: Default::default(),
             secure: Default::default(),
         };
         crate::files::get::run(args, true, Shutdown::new()).await?;

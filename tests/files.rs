@@ -7,6 +7,8 @@
 #[path = "files/chapter.rs"]
 mod chapter;
 mod common;
+#[path = "files/datapath.rs"]
+mod datapath;
 #[path = "files/large.rs"]
 mod large;
 #[path = "files/raw.rs"]

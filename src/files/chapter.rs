@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::datapath::KernelPath;
 use super::server::Ctx;
 use super::transfer::{Flow, RateLimit, send_file};
 use crate::sanitize::for_terminal;
@@ -111,6 +112,7 @@ async fn serve(
             tally: &mut (),
             stall: idle,
             budget: Some(&ctx.transfers),
+            kernel: KernelPath::new(&*stream, ctx.cfg.data_path),
         },
     )
     .await?;

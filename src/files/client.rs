@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::datapath::{DataPath, KernelPath};
 use crate::chat::client::conn::{BoxedStream, connect_secure, connect_tcp, report_pinning};
 use crate::cli::FilesListArgs;
 use crate::sanitize::for_terminal;
@@ -33,15 +34,22 @@ pub struct Conn {
     pub uploads: bool,
     /// The address as the user typed it (for messages).
     pub addr: String,
+    /// The kernel data path on the plain socket (`--data-path`).
+    pub kernel: Option<KernelPath>,
 }
 
-/// Connects to a native file server at `addr`.
-pub async fn connect(addr: &str, secure: &PassphraseArgs) -> anyhow::Result<Conn> {
+/// Connects to a native file server at `addr`, moving file bytes on
+/// `path` (read-write on the secure channel, whatever `path` says).
+pub async fn connect(addr: &str, secure: &PassphraseArgs, path: DataPath) -> anyhow::Result<Conn> {
     let opts = secure.resolve(Role::Client)?;
     let tcp = connect_tcp(addr, CONNECT_TIMEOUT).await?;
     let _ = tcp.set_nodelay(true);
+    let mut kernel = None;
     let stream: BoxedStream = match &opts {
-        None => Box::new(tcp),
+        None => {
+            kernel = KernelPath::new(&tcp, path);
+            Box::new(tcp)
+        }
         Some(o) => {
             let (tls, connected) = connect_secure(tcp, addr, &o.client()).await?;
             report_pinning(addr, &connected);
@@ -51,7 +59,9 @@ pub async fn connect(addr: &str, secure: &PassphraseArgs) -> anyhow::Result<Conn
             Box::new(tls)
         }
     };
-    handshake(stream, addr).await
+    let mut conn = handshake(stream, addr).await?;
+    conn.kernel = kernel;
+    Ok(conn)
 }
 
 async fn handshake(mut stream: BoxedStream, addr: &str) -> anyhow::Result<Conn> {
@@ -76,6 +86,7 @@ async fn handshake(mut stream: BoxedStream, addr: &str) -> anyhow::Result<Conn> 
             buf,
             uploads: flags & FLAG_UPLOADS != 0,
             addr: addr.to_owned(),
+            kernel: None,
         }),
         other => bail!("{addr} sent {other:?} instead of a welcome"),
     }
@@ -234,7 +245,7 @@ pub async fn run_list(args: FilesListArgs) -> anyhow::Result<()> {
     if args.seed {
         return super::seed::list(&args.addr).await;
     }
-    let mut conn = connect(&args.addr, &args.secure).await?;
+    let mut conn = connect(&args.addr, &args.secure, DataPath::ReadWrite).await?;
     let entries = list(&mut conn, args.path.as_deref().unwrap_or("")).await?;
     let _ = conn.stream.write_all(&Request::Done.to_bytes()?).await;
     let _ = conn.stream.shutdown().await;

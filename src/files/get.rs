@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::batch::{Batch, SMALL_FILE};
 use super::client::{Conn, Replies, connect};
+use super::datapath::{DataPath, KernelPath};
 use super::progress::Progress;
 use super::resume::{CommitError, PartFile, hash_prefix, partial_len};
 use super::sink::{SMALL_READ, Sink, SmallFile};
@@ -51,7 +52,10 @@ pub async fn run(args: FilesGetArgs, quiet: bool, shutdown: Shutdown) -> anyhow:
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot make {}", args.output.display()))?;
-    let mut conn = connect(&args.addr, &args.secure).await?;
+    if args.data_path == DataPath::Sendfile {
+        bail!("--data-path sendfile only sends; files get receives: use splice or read-write");
+    }
+    let mut conn = connect(&args.addr, &args.secure, args.data_path).await?;
     let mut failures = Vec::new();
     let listed = list_all(&mut conn, &args.names, &mut failures).await?;
     let (jobs, staged) = plan(&args, listed, &mut failures).await?;
@@ -318,6 +322,7 @@ async fn receive_all(
         stream,
         mut buf,
         addr,
+        kernel,
         ..
     } = conn;
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -335,7 +340,7 @@ async fn receive_all(
         if buf.is_empty() && !sink.flush().await {
             break; // `finish` says why the file thread stopped.
         }
-        let io = (&mut rd, &mut buf, &mut replies);
+        let io = (&mut rd, &mut buf, &mut replies, kernel.as_ref());
         result = receive_one(io, &mut batch, &mut sink, job, args, progress, failures).await;
         if result.is_err() {
             break;
@@ -353,7 +358,7 @@ async fn receive_all(
 }
 
 async fn receive_one<R: AsyncRead + Unpin>(
-    (rd, buf, replies): (&mut R, &mut BytesMut, &mut Replies),
+    (rd, buf, replies, kernel): (&mut R, &mut BytesMut, &mut Replies, Option<&KernelPath>),
     batch: &mut Batch,
     sink: &mut Sink,
     job: &Job,
@@ -422,7 +427,8 @@ async fn receive_one<R: AsyncRead + Unpin>(
         progress.finish_file(bar);
         return Ok(());
     }
-    let received = receive_large(rd, buf, &job.target, offset, len, hasher, args, &mut bar).await;
+    let at = (job.target.as_path(), offset, len);
+    let received = receive_large(rd, buf, at, hasher, args, kernel, &mut bar).await;
     let (part, got) = received.with_context(|| {
         format!("receiving {shown} (the partial file is kept: get it again to resume)")
     })?;
@@ -487,11 +493,10 @@ async fn read_small<R: AsyncRead + Unpin>(
 async fn receive_large<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
-    target: &Path,
-    offset: u64,
-    len: u64,
+    (target, offset, len): (&Path, u64, u64),
     hasher: blake3::Hasher,
     args: &FilesGetArgs,
+    kernel: Option<&KernelPath>,
     bar: &mut super::progress::FileBar,
 ) -> anyhow::Result<(PartFile, Received)> {
     let t = target.to_path_buf();
@@ -505,6 +510,7 @@ async fn receive_large<R: AsyncRead + Unpin>(
         tally: bar,
         stall: super::client::IDLE_TIMEOUT,
         budget: None,
+        kernel: kernel.cloned(),
     };
     let got = recv_file(rd, buf, file, len, hasher, flow).await?;
     Ok((part, got))

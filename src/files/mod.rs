@@ -14,6 +14,7 @@
 //! - `transfer`: the data path (1 MiB blocks, hashing, throttle), which
 //!   sends; `receive`, which receives; `direct`: direct I/O for large
 //!   received files;
+//!   `datapath`: the `--data-path` switch (splice, sendfile);
 //!   `budget`: how many transfers at once, and their share of memory;
 //!   `pagebuf`: the page-aligned buffers the blocks travel in
 //! - `server`, `session`, `chapter`: the server and its two kinds of client;
@@ -26,6 +27,7 @@ pub mod budget;
 pub mod chapter;
 pub mod client;
 pub mod committer;
+pub mod datapath;
 pub mod direct;
 pub mod get;
 pub mod hashcache;

@@ -14,6 +14,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::client::{Conn, IDLE_TIMEOUT, Replies, connect};
+use super::datapath::KernelPath;
 use super::get::finish;
 use super::progress::{FileBar, Progress};
 use super::resume::hash_prefix;
@@ -53,7 +54,7 @@ pub async fn run(args: FilesPutArgs, quiet: bool, shutdown: Shutdown) -> anyhow:
     let sources = args.files.clone();
     let (uploads, errs) = tokio::task::spawn_blocking(move || expand(&sources)).await?;
     failures.extend(errs);
-    let conn = connect(&args.addr, &args.secure).await?;
+    let conn = connect(&args.addr, &args.secure, args.data_path).await?;
     if !conn.uploads {
         bail!(
             "{} does not accept uploads (the server needs --uploads DIR)",
@@ -160,12 +161,13 @@ async fn upload_all(
         stream,
         mut buf,
         addr,
+        kernel,
         ..
     } = conn;
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::unbounded_channel();
     let rate = args.limit_rate.map(RateLimit::new);
-    let writer = tokio::spawn(write_all(wr, offers, rx, rate));
+    let writer = tokio::spawn(write_all(wr, offers, rx, rate, kernel));
     let mut replies = Replies::new(&addr);
     let mut sent = Vec::new();
     for (i, u) in uploads.iter().enumerate() {
@@ -274,6 +276,7 @@ async fn write_all<W: AsyncWrite + Unpin + std::marker::Send>(
     offers: BytesMut,
     mut rx: mpsc::UnboundedReceiver<Send>,
     mut rate: Option<RateLimit>,
+    kernel: Option<KernelPath>,
 ) -> anyhow::Result<()> {
     wr.write_all(&offers).await?;
     wr.flush().await?;
@@ -309,6 +312,7 @@ async fn write_all<W: AsyncWrite + Unpin + std::marker::Send>(
                 tally: &mut bar,
                 stall: IDLE_TIMEOUT,
                 budget: None,
+                kernel: kernel.clone(),
             },
         )
         .await

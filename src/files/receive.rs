@@ -181,6 +181,11 @@ mod writeback {
     pub fn start(_file: &File, _at: u64, _len: u64) {}
 }
 
+/// Starts the writeback of `len` bytes of `file` from `at` (see `writeback`).
+pub(super) fn start_writeback(file: &File, at: u64, len: u64) {
+    writeback::start(file, at, len);
+}
+
 /// How receiving ended.
 #[derive(Debug)]
 pub enum Received {
@@ -220,7 +225,21 @@ async fn recv_file_with<R: AsyncRead + Unpin>(
         tally,
         stall,
         budget,
+        kernel,
     } = flow;
+    #[cfg(target_os = "linux")]
+    if let Some(k) = kernel.filter(|k| k.receives()) {
+        let flow = Flow {
+            rate,
+            tally,
+            stall,
+            budget,
+            kernel: None,
+        };
+        return recv_kernel(r, buffered, file, len, hasher, &k, flow).await;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = kernel;
     let direct = len >= direct_from && direct::enable(&file);
     if direct {
         tracing::debug!("receiving {len} bytes with direct I/O");
@@ -263,6 +282,88 @@ async fn recv_file_with<R: AsyncRead + Unpin>(
         Ok(file) => Ok(Received::Done(file, Box::new(hasher))),
         Err(e) => Ok(Received::WriteFailed(e)),
     }
+}
+
+/// [`recv_file`] on the splice path (`datapath`): the bytes already
+/// buffered are written first, then each block moves from the socket into
+/// the file through a pipe on a blocking thread, and is read back from the
+/// page cache to be hashed. No direct I/O: a durable file is written back
+/// as it grows, as on the read-write path.
+#[cfg(target_os = "linux")]
+async fn recv_kernel<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buffered: &mut BytesMut,
+    mut file: File,
+    len: u64,
+    mut hasher: blake3::Hasher,
+    k: &super::datapath::KernelPath,
+    flow: Flow<'_>,
+) -> std::io::Result<Received> {
+    use super::datapath::{Link, Pipe, recv_block};
+    let Flow {
+        mut rate,
+        tally,
+        stall,
+        budget,
+        ..
+    } = flow;
+    let mut left = len;
+    let take = buffered.len().min(len as usize);
+    if take > 0 {
+        let head = buffered.split_to(take);
+        let wrote = blocking(write_in_place(), || {
+            hash_fresh(&mut hasher, &head, 0)?;
+            file.write_all(&head)
+        });
+        left -= take as u64;
+        tally.add(take as u64);
+        if let Err(e) = wrote {
+            return stalled(stall, drain(r, buffered, left, e)).await;
+        }
+    }
+    struct Moving {
+        file: File,
+        buf: PageBuf,
+        pipe: Pipe,
+        hasher: blake3::Hasher,
+    }
+    tracing::debug!("receiving {len} bytes by splice");
+    let link = Link::new(k, stall);
+    let mut m = Moving {
+        file,
+        buf: PageBuf::default(),
+        pipe: Pipe::new()?,
+        hasher,
+    };
+    let mut written = take as u64;
+    while left > 0 {
+        let want = block_size(rate.as_deref(), budget).min(left as usize);
+        let worker = link.worker();
+        let (back, moved) = tokio::task::spawn_blocking(move || {
+            let Moving {
+                file,
+                buf,
+                pipe,
+                hasher,
+            } = &mut m;
+            let moved = recv_block(&worker, file, want, buf, pipe, hasher, written);
+            (m, moved)
+        })
+        .await
+        .map_err(joined)?;
+        m = back;
+        let moved = moved?;
+        left -= moved.got as u64;
+        tally.add(moved.got as u64);
+        if let Some(rate) = rate.as_deref_mut() {
+            rate.wait(moved.got).await;
+        }
+        if let Err(e) = moved.write {
+            return stalled(stall, drain(r, buffered, left, e)).await;
+        }
+        written += moved.got as u64;
+    }
+    Ok(Received::Done(m.file, Box::new(m.hasher)))
 }
 
 /// Where received blocks go. Results are nested: the outer error ends the

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 use super::budget::{BUDGET, Transfers};
+use super::datapath::{DataPath, KernelPath};
 use super::store::Store;
 use crate::cli::FilesServeArgs;
 use crate::net::accept::Refusal;
@@ -45,6 +46,8 @@ pub struct ServeConfig {
     pub limit_rate: Option<u64>,
     /// The secure channel every client must run first.
     pub secure: Option<Arc<ServerSecurity>>,
+    /// How plain clients' files move between file and socket.
+    pub data_path: DataPath,
 }
 
 impl ServeConfig {
@@ -63,6 +66,7 @@ impl ServeConfig {
             handshake_timeout: Duration::from_secs(5),
             limit_rate: None,
             secure: None,
+            data_path: DataPath::ReadWrite,
         }
     }
 }
@@ -105,6 +109,7 @@ pub async fn run(args: FilesServeArgs, shutdown: Shutdown) -> anyhow::Result<()>
     cfg.idle_timeout = args.idle_timeout.max(Duration::from_millis(100));
     cfg.detect_window = args.detect_window;
     cfg.limit_rate = args.limit_rate;
+    cfg.data_path = args.data_path;
     let addr = addr::resolve_one(&args.listen).await?;
     let listener = addr::bind_tcp(addr)?;
     if let Some(opts) = args.secure.resolve(Role::Server)? {
@@ -235,7 +240,8 @@ pub(crate) async fn native(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr, m
         return goodbye(stream, &bytes).await;
     }
     let _ = stream.set_nodelay(true);
-    super::session::run(ctx, stream, peer, buf).await
+    let kernel = KernelPath::new(&stream, ctx.cfg.data_path);
+    super::session::run(ctx, stream, peer, buf, kernel).await
 }
 
 /// Takes the preamble off `buf`; the bytes to send back if its version is
@@ -293,7 +299,7 @@ async fn handle_secure(
             if let Some(bytes) = version_refusal(&mut buf) {
                 return goodbye(tls, &bytes).await;
             }
-            super::session::run(ctx, tls, peer, buf).await
+            super::session::run(ctx, tls, peer, buf, None).await
         }
         (_, Ok(_)) => {
             tracing::info!("{peer} refused: not the files protocol inside the secure channel");

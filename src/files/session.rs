@@ -19,6 +19,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::batch::{Batch, SMALL_FILE};
+use super::datapath::KernelPath;
 use super::hashcache::{FileKey, HashCache};
 use super::resume::{PartFile, hash_file, hash_prefix, partial_len};
 use super::server::Ctx;
@@ -138,12 +139,19 @@ struct Session<S> {
     gets: VecDeque<GetRequest>,
     /// A frame read while gathering `Get`s that was not one.
     ahead: Option<Frame>,
+    /// The kernel data path on a plain client's socket (`--data-path`).
+    pub(super) kernel: Option<KernelPath>,
 }
 
 /// Serves one native client (preamble already read) until it is done,
 /// fails, or the server shuts down.
-pub(crate) async fn run<S>(ctx: Arc<Ctx>, stream: S, peer: SocketAddr, buf: BytesMut)
-where
+pub(crate) async fn run<S>(
+    ctx: Arc<Ctx>,
+    stream: S,
+    peer: SocketAddr,
+    buf: BytesMut,
+    kernel: Option<KernelPath>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let flags = if ctx.cfg.uploads.is_some() {
@@ -163,6 +171,7 @@ where
         stored_ids: Vec::new(),
         gets: VecDeque::new(),
         ahead: None,
+        kernel,
     };
     s.reply(&Reply::Welcome {
         software: crate::SOFTWARE.to_owned(),
@@ -468,6 +477,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 tally: &mut (),
                 stall: idle,
                 budget: Some(&self.ctx.transfers),
+                kernel: self.kernel.clone(),
             },
         )
         .await

@@ -96,6 +96,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     hasher,
                     Flow {
                         budget: Some(&self.ctx.transfers),
+                        kernel: self.kernel.clone(),
                         ..Flow::plain(&mut (), self.ctx.cfg.idle_timeout)
                     },
                 )

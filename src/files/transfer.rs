@@ -13,6 +13,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::budget::Transfers;
+use super::datapath::KernelPath;
 use super::pagebuf::PageBuf;
 pub use super::receive::{Received, recv_file, simulated_full_disk};
 
@@ -101,6 +102,9 @@ pub struct Flow<'a> {
     pub stall: Duration,
     /// The server's shared buffer budget, which sets the block size.
     pub budget: Option<&'a Transfers>,
+    /// A kernel data path on a plain TCP socket (`--data-path`); `None`:
+    /// read-write.
+    pub kernel: Option<KernelPath>,
 }
 
 impl<'a> Flow<'a> {
@@ -111,6 +115,7 @@ impl<'a> Flow<'a> {
             tally,
             stall,
             budget: None,
+            kernel: None,
         }
     }
 }
@@ -182,7 +187,21 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
         tally,
         stall,
         budget,
+        kernel,
     } = flow;
+    #[cfg(target_os = "linux")]
+    if let Some(k) = kernel {
+        let flow = Flow {
+            rate,
+            tally,
+            stall,
+            budget,
+            kernel: None,
+        };
+        return send_kernel(file, len, hasher, &k, flow).await;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = kernel;
     let mut left = len;
     let first = block_size(rate.as_deref(), budget).min(left as usize);
     let mut pending = Some(read_block(
@@ -222,6 +241,67 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
         spare = buf;
     }
     Ok(hasher_out.flatten())
+}
+
+/// [`send_file`] on a kernel path (`datapath`): each block goes from the
+/// file into the socket on a blocking thread, read back to be hashed
+/// first if the hash is not known. Everything written to the stream before
+/// must have reached the socket (our streams buffer nothing).
+#[cfg(target_os = "linux")]
+async fn send_kernel(
+    mut file: File,
+    len: u64,
+    hasher: Option<blake3::Hasher>,
+    k: &KernelPath,
+    flow: Flow<'_>,
+) -> std::io::Result<Option<blake3::Hasher>> {
+    use std::io::Seek;
+    let Flow {
+        mut rate,
+        tally,
+        budget,
+        stall,
+        ..
+    } = flow;
+    struct Moving {
+        file: File,
+        buf: PageBuf,
+        pipe: Option<super::datapath::Pipe>,
+        hasher: Option<blake3::Hasher>,
+    }
+    tracing::debug!("sending {len} bytes by {}", k.path().name());
+    let link = super::datapath::Link::new(k, stall);
+    let mut at = file.stream_position()?;
+    let mut m = Moving {
+        file,
+        buf: PageBuf::default(),
+        pipe: None,
+        hasher,
+    };
+    let mut left = len;
+    while left > 0 {
+        let n = block_size(rate.as_deref(), budget).min(left as usize);
+        let worker = link.worker();
+        m = tokio::task::spawn_blocking(move || {
+            let Moving {
+                file,
+                buf,
+                pipe,
+                hasher,
+            } = &mut m;
+            super::datapath::send_block(&worker, file, at, n, hasher.as_mut(), buf, pipe)
+                .map(|()| m)
+        })
+        .await
+        .map_err(joined)??;
+        at += n as u64;
+        left -= n as u64;
+        tally.add(n as u64);
+        if let Some(r) = rate.as_deref_mut() {
+            r.wait(n).await;
+        }
+    }
+    Ok(m.hasher)
 }
 
 /// Runs one network step, failing it if it makes no progress for `stall`.

@@ -1,6 +1,8 @@
 //! `files serve|get` with the secure channel: the right passphrase moves
 //! files, a wrong one gets the same clear error as chat, and a plain
-//! client of a secure server is told why.
+//! client of a secure server is told why. Both ends ask for the splice
+//! path, which the secure channel must decline (it encrypts in user space):
+//! spliced plaintext would fail the download.
 
 use crate::common::{Server, run_with_input};
 use crate::support::{Tree, pattern};
@@ -34,6 +36,8 @@ fn start() -> Secure {
         pass.to_str().unwrap(),
         "--state-dir",
         state.to_str().unwrap(),
+        "--data-path",
+        "splice",
     ]);
     Secure { t, server }
 }
@@ -50,6 +54,7 @@ fn get(s: &Secure, passphrase: Option<&str>, name: &str) -> (bool, String) {
         pass_s = pass.to_str().unwrap().to_owned();
         state_s = client_state.to_str().unwrap().to_owned();
         args.extend(["--passphrase-file", &pass_s, "--state-dir", &state_s]);
+        args.extend(["--data-path", "splice"]);
     }
     let (status, _, err) = run_with_input(&args, b"", crate::LIMIT);
     (status.success(), err)
