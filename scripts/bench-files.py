@@ -5,9 +5,11 @@ tools people would pick instead, each followed by `sync` of what it wrote:
 
   one big file (1 GiB; --size)      soquete with the file's hash known to
                                     the server, with a new server (which
-                                    hashes the file as it sends it), and over
+                                    hashes the file as it sends it), over
                                     the secure channel (what encryption
-                                    costs), against
+                                    costs), and on the kernel data paths
+                                    (a server sending by sendfile; splice
+                                    at both ends), against
                                     nc, socat -b 1048576, rsync (daemon),
                                     the chapter's repositorio.py read with
                                     `soquete files get --seed`; and soquete
@@ -26,6 +28,9 @@ are deleted after each case, and every case starts after a `sync` (so no
 tool's sync pays for the writes or trims of the case before). Each case
 runs --runs times (default 3), the
 tools taking turns, and the table gives the median. MB = 10^6 bytes.
+"cpu s" is the CPU time of every process of the case (client, server,
+sync); "server cpu s" the long-running server's share of it, where the
+case has one.
 
 Before each big-file run, 1.5 times the file's size is written into tmpfs
 and deleted (--cold: not). This VM's host takes back memory the guest has
@@ -132,10 +137,12 @@ class Server:
         raise RuntimeError(f"{argv[0]} did not start")
 
     def cpu_s(self):
+        """Its CPU time and that of the children it has reaped (the rsync
+        daemon serves each connection in a child)."""
         try:
             with open(f"/proc/{self.proc.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / TICK
+            return sum(int(x) for x in fields[11:15]) / TICK
         except OSError:
             return 0.0
 
@@ -222,9 +229,9 @@ class Bench:
         self.big_bytes = size
         self.small_bytes = 4096 * self.args.files
 
-    def record(self, case, tool, nbytes, seconds, cpu, ok, note=""):
+    def record(self, case, tool, nbytes, seconds, cpu, ok, note="", server_cpu=None):
         self.results.append(dict(case=case, tool=tool, bytes=nbytes, seconds=seconds, cpu_s=cpu,
-                                 ok=ok, note=note))
+                                 server_cpu_s=server_cpu, ok=ok, note=note))
         mbs = nbytes / seconds / 1e6 if seconds else 0
         log(f"{case} {tool}: {seconds:.2f} s, {mbs:,.0f} MB/s, cpu {cpu:.2f} s{'' if ok else ' WRONG OUTPUT'}")
 
@@ -251,7 +258,8 @@ class Bench:
         # journal commit: the next tool's sync paid for it).
         os.sync()
         fresh = start() if start else None
-        c0 = children_cpu() + sum(s.cpu_s() for s in servers)
+        s0 = sum(s.cpu_s() for s in servers)
+        c0 = children_cpu() + s0
         t0 = time.perf_counter()
         try:
             out = body(fresh) if fresh else body()
@@ -265,9 +273,11 @@ class Bench:
             log(f"{case} {tool}: failed: {e}")
             return
         dt = time.perf_counter() - t0
-        cpu = children_cpu() + sum(s.cpu_s() for s in servers) - c0
+        s1 = sum(s.cpu_s() for s in servers)
+        cpu = children_cpu() + s1 - c0
         ok = check(out)
-        self.record(case, tool, nbytes, dt, cpu, ok)
+        # A long-running server's own share (the sendfile rows' point).
+        self.record(case, tool, nbytes, dt, cpu, ok, server_cpu=s1 - s0 if servers else None)
         if out and out.startswith((self.work, self.shm or self.work)) and case == "big":
             shutil.rmtree(out, ignore_errors=True)
 
@@ -370,10 +380,14 @@ class Bench:
             if not ok:
                 log(f"{t} not found: its cases are skipped")
         self.prepare()
-        def new_serve():
+        def new_serve(path="read-write"):
             return Server([self.soq, "-q", "files", "serve", self.src, "--listen", "127.0.0.1:0",
-                           "--max-per-ip", "0", "--max-transfers", "128"])
+                           "--max-per-ip", "0", "--max-transfers", "128", "--data-path", path])
         serve = new_serve()
+        # The kernel data paths (--data-path): servers that send by sendfile
+        # and by splice; the splice rows receive by splice too.
+        sendfile_serve, splice_serve = new_serve("sendfile"), new_serve("splice")
+        splice_get = ["--data-path", "splice"]
         # The same folder over the secure channel (TLS 1.3 + passphrase): the
         # "secure channel" rows show what encryption costs.
         passfile = os.path.join(self.work, "passphrase")
@@ -396,7 +410,8 @@ class Bench:
             # untimed, so its rows are all "warm". The "new server" rows start
             # a server per run, which hashes the file as it sends it.
             time.sleep(2.1)  # a hash is remembered once the file is 2 s old
-            shutil.rmtree(self.soquete_get(serve, ["big/big.bin"], self.shm or None))
+            for warm in (serve, sendfile_serve, splice_serve):
+                shutil.rmtree(self.soquete_get(warm, ["big/big.bin"], self.shm or None))
             shutil.rmtree(self.soquete_get(secure, ["big/big.bin"], self.shm or None,
                                            secure_flags))
             big = [("soquete get (verified, durable)",
@@ -405,7 +420,13 @@ class Bench:
                     lambda s: self.soquete_get(s, ["big/big.bin"]), self.big_ok, [], new_serve),
                    ("soquete get (verified, durable), secure channel",
                     lambda: self.soquete_get(secure, ["big/big.bin"], extra=secure_flags),
-                    self.big_ok, [secure])]
+                    self.big_ok, [secure]),
+                   ("soquete get (verified, durable), server sendfile",
+                    lambda: self.soquete_get(sendfile_serve, ["big/big.bin"]), self.big_ok,
+                    [sendfile_serve]),
+                   ("soquete get (verified, durable), splice both ends",
+                    lambda: self.soquete_get(splice_serve, ["big/big.bin"], extra=splice_get),
+                    self.big_ok, [splice_serve])]
             if have["ncat"]:
                 big.append(("nc + sync", self.big_nc, self.big_ok, []))
             if have["socat"]:
@@ -424,6 +445,13 @@ class Bench:
                             lambda: self.soquete_get(secure, ["big/big.bin"], self.shm,
                                                      secure_flags),
                             self.big_ok, [secure]))
+                big.append(("soquete get -> tmpfs (verified), server sendfile",
+                            lambda: self.soquete_get(sendfile_serve, ["big/big.bin"], self.shm),
+                            self.big_ok, [sendfile_serve]))
+                big.append(("soquete get -> tmpfs (verified), splice both ends",
+                            lambda: self.soquete_get(splice_serve, ["big/big.bin"], self.shm,
+                                                     splice_get),
+                            self.big_ok, [splice_serve]))
                 if have["ncat"]:
                     big.append(("nc -> tmpfs", lambda: self.big_nc(self.shm, durable=False),
                                 self.big_ok, []))
@@ -459,7 +487,8 @@ class Bench:
                                [chapter_small])
             self.memory(serve)
         finally:
-            for s in (serve, secure, chapter_big, chapter_small, rsyncd):
+            for s in (serve, sendfile_serve, splice_serve, secure, chapter_big, chapter_small,
+                      rsyncd):
                 if s:
                     s.stop()
 
@@ -493,14 +522,17 @@ class Bench:
         for (case, tool), rs in groups.items():
             good = [r for r in rs if r["seconds"] and r["ok"]]
             if not good:
-                rows.append([case, tool, str(len(rs)), "-", "-", "-", "FAILED: " + (rs[0]["note"] or "wrong output")])
+                rows.append([case, tool, str(len(rs)), "-", "-", "-", "-", "FAILED: " + (rs[0]["note"] or "wrong output")])
                 continue
             sec = statistics.median(r["seconds"] for r in good)
             cpu = statistics.median(r["cpu_s"] for r in good)
+            srv = [r["server_cpu_s"] for r in good if r.get("server_cpu_s") is not None]
+            srv = f"{statistics.median(srv):.2f}" if srv else "-"
             nbytes = good[0]["bytes"]
             rows.append([case, tool, str(len(good)), f"{sec:.2f}", f"{nbytes / sec / 1e6:,.0f}",
-                         f"{cpu:.2f}", "" if len(good) == len(rs) else f"{len(rs) - len(good)} failed"])
-        head = ["case", "tool", "runs", "seconds", "MB/s", "cpu s", "note"]
+                         f"{cpu:.2f}", srv,
+                         "" if len(good) == len(rs) else f"{len(rs) - len(good)} failed"])
+        head = ["case", "tool", "runs", "seconds", "MB/s", "cpu s", "server cpu s", "note"]
         table = [head] + rows
         widths = [max(len(row[i]) for row in table) for i in range(len(head))]
         print(f"big = one {self.args.size} MiB file; small = {self.args.files:,} files of 4 KiB; "

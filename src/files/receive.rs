@@ -5,7 +5,8 @@
 //! arrives; the others go through the page cache, written on the thread
 //! that received them (see `write_in_place`), with streaming writeback
 //! (see `writeback`). Works over any tokio stream (plain TCP or the secure
-//! channel).
+//! channel); on a plain socket, `--data-path splice` moves the bytes from
+//! socket to file inside the kernel instead (`datapath`).
 //!
 //! Disk-full testing: in debug builds only, `SOQUETE_TEST_FAIL_WRITES_AFTER=N`
 //! makes writes to received files fail as a full disk would after N bytes.

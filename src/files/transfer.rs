@@ -3,7 +3,9 @@
 //! see `budget`), hashing them (BLAKE3) as they pass. This module sends:
 //! it reads the next block on a blocking thread while the network takes
 //! this one; `receive` is the other half. Also the `--limit-rate`
-//! throttle. Works over any tokio stream (plain TCP or the secure channel).
+//! throttle. Works over any tokio stream (plain TCP or the secure channel);
+//! on a plain socket, `--data-path splice|sendfile` hands each block to
+//! the kernel instead (`datapath`).
 
 use std::fs::File;
 use std::io::Read;
