@@ -388,21 +388,7 @@ fn a_full_disk_on_the_receiver_leaves_no_file_under_the_final_name() {
     let t = Tree::new();
     let server = serve(&t, &[]);
     let out = t.dir.path().join("dl");
-    let mut cmd = Command::new(bin());
-    cmd.args([
-        "files",
-        "get",
-        &server.addr_str(),
-        "big.bin",
-        "a.txt",
-        "-o",
-        out.to_str().unwrap(),
-    ])
-    .env("SOQUETE_TEST_FAIL_WRITES_AFTER", "100000");
-    let o = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
-    assert!(err.contains("no space left on device"), "{err}");
+    let err = support::get_on_full_disk(&server, &["big.bin", "a.txt"], &out, 100_000);
     assert_eq!(err.matches("error:").count(), 1, "{err}");
     assert!(!out.join("big.bin").exists());
 }
@@ -412,22 +398,8 @@ fn a_full_disk_in_a_folder_download_leaves_no_folder_under_its_name() {
     let t = Tree::new();
     let server = serve(&t, &[]);
     let out = t.dir.path().join("dl");
-    let o = Command::new(bin())
-        .args([
-            "files",
-            "get",
-            &server.addr_str(),
-            "fotos",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        // 1.jpg (1,000 bytes) fits, 2.jpg (2,000) does not.
-        .env("SOQUETE_TEST_FAIL_WRITES_AFTER", "1500")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
-    assert!(err.contains("no space left on device"), "{err}");
+    // 1.jpg (1,000 bytes) fits, 2.jpg (2,000) does not.
+    let err = support::get_on_full_disk(&server, &["fotos"], &out, 1500);
     assert!(!out.join("fotos").exists(), "{err}");
 }
 

@@ -218,29 +218,20 @@ async fn recv_file_with<R: AsyncRead + Unpin>(
     file: File,
     len: u64,
     hasher: blake3::Hasher,
-    flow: Flow<'_>,
+    mut flow: Flow<'_>,
     direct_from: u64,
 ) -> std::io::Result<Received> {
+    #[cfg(target_os = "linux")]
+    if let Some(k) = flow.kernel.take_if(|k| k.receives()) {
+        return recv_kernel(r, buffered, file, len, hasher, &k, flow).await;
+    }
     let Flow {
         mut rate,
         tally,
         stall,
         budget,
-        kernel,
+        ..
     } = flow;
-    #[cfg(target_os = "linux")]
-    if let Some(k) = kernel.filter(|k| k.receives()) {
-        let flow = Flow {
-            rate,
-            tally,
-            stall,
-            budget,
-            kernel: None,
-        };
-        return recv_kernel(r, buffered, file, len, hasher, &k, flow).await;
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = kernel;
     let direct = len >= direct_from && direct::enable(&file);
     if direct {
         tracing::debug!("receiving {len} bytes with direct I/O");

@@ -182,28 +182,19 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     file: File,
     len: u64,
     hasher: Option<blake3::Hasher>,
-    flow: Flow<'_>,
+    mut flow: Flow<'_>,
 ) -> std::io::Result<Option<blake3::Hasher>> {
+    #[cfg(target_os = "linux")]
+    if let Some(k) = flow.kernel.take() {
+        return send_kernel(file, len, hasher, &k, flow).await;
+    }
     let Flow {
         mut rate,
         tally,
         stall,
         budget,
-        kernel,
+        ..
     } = flow;
-    #[cfg(target_os = "linux")]
-    if let Some(k) = kernel {
-        let flow = Flow {
-            rate,
-            tally,
-            stall,
-            budget,
-            kernel: None,
-        };
-        return send_kernel(file, len, hasher, &k, flow).await;
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = kernel;
     let mut left = len;
     let first = block_size(rate.as_deref(), budget).min(left as usize);
     let mut pending = Some(read_block(

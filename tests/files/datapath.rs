@@ -4,11 +4,10 @@
 //! fallback to read-write fails these tests. `get --data-path sendfile`
 //! (a path that only sends) is one clear error.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Server, bin};
-use crate::support::{Tree, has_part_files, part_of, pattern, serve};
+use crate::common::Server;
+use crate::support::{Tree, get_on_full_disk, has_part_files, part_of, pattern, serve};
 use crate::{files, get};
 
 /// 3 MiB and a bit: several blocks, the last one short.
@@ -128,23 +127,12 @@ fn a_full_disk_in_a_spliced_download_keeps_only_what_was_written() {
     let t = tree_with_large();
     let server = serve(&t, &["--data-path", "sendfile"]);
     let out = t.dir.path().join("dl");
-    let o = Command::new(bin())
-        .args([
-            "files",
-            "get",
-            &server.addr_str(),
-            "large.bin",
-            "--data-path",
-            "splice",
-            "-o",
-        ])
-        .arg(&out)
-        .env("SOQUETE_TEST_FAIL_WRITES_AFTER", "2000000")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
-    assert!(err.contains("no space left on device"), "{err}");
+    get_on_full_disk(
+        &server,
+        &["large.bin", "--data-path", "splice"],
+        &out,
+        2_000_000,
+    );
     assert!(!out.join("large.bin").exists());
     let kept = std::fs::read(part_of(&out.join("large.bin"))).unwrap_or_default();
     assert!(kept.len() < 2_000_000, "{}", kept.len());

@@ -4,10 +4,8 @@
 //! the middle. Their lengths are not multiples of 4 KiB, so the last bytes
 //! take the other path.
 
-use std::process::Command;
-
-use crate::common::{Server, bin};
-use crate::support::{has_part_files, part_of, pattern};
+use crate::common::Server;
+use crate::support::{get_on_full_disk, has_part_files, part_of, pattern};
 use crate::{files, get};
 
 /// 9 MiB and a bit.
@@ -74,15 +72,7 @@ fn a_full_disk_in_a_large_download_leaves_no_file_under_the_final_name() {
     let (dir, root) = published();
     let server = serve(&root, &[]);
     let out = dir.path().join("dl");
-    let o = Command::new(bin())
-        .args(["files", "get", &server.addr_str(), "large.bin", "-o"])
-        .arg(&out)
-        .env("SOQUETE_TEST_FAIL_WRITES_AFTER", "5000000")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
-    assert!(err.contains("no space left on device"), "{err}");
+    get_on_full_disk(&server, &["large.bin"], &out, 5_000_000);
     assert!(!out.join("large.bin").exists());
     // What was written before is kept for a resume, and is what was sent.
     let kept = std::fs::read(part_of(&out.join("large.bin"))).unwrap_or_default();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::Server;
+use crate::common::{Server, bin};
 
 /// Deterministic bytes.
 pub fn pattern(n: usize) -> Vec<u8> {
@@ -55,4 +55,22 @@ pub fn has_part_files(dir: &Path) -> bool {
         let p = e.path();
         p.to_string_lossy().ends_with(".soquete-part") || (p.is_dir() && has_part_files(&p))
     })
+}
+
+/// `files get` of `args` (names, then flags) from `server` into `out`, on a
+/// disk that is full (simulated) after `fail_after` bytes: it must fail
+/// saying so. Its stderr.
+pub fn get_on_full_disk(server: &Server, args: &[&str], out: &Path, fail_after: u64) -> String {
+    let o = std::process::Command::new(bin())
+        .args(["files", "get", &server.addr_str()])
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .env("SOQUETE_TEST_FAIL_WRITES_AFTER", fail_after.to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("no space left on device"), "{err}");
+    err
 }
